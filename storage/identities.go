@@ -1,0 +1,439 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/idsync/idsync/engine"
+	"github.com/idsync/idsync/reconcile"
+)
+
+type identityRow struct {
+	ID            string  `db:"id"`
+	OrgID         string  `db:"org_id"`
+	State         string  `db:"state"`
+	Suspended     bool    `db:"suspended"`
+	SuspendReason string  `db:"suspend_reason"`
+	Attrs         string  `db:"attrs"`
+	Provenance    string  `db:"provenance"`
+	EmailNorm     *string `db:"email_norm"`
+	UserNameNorm  *string `db:"user_name_norm"`
+	ExtIDNorm     *string `db:"external_id_norm"`
+	EmpNoNorm     *string `db:"employee_number_norm"`
+	Version       int64   `db:"version"`
+	CreatedAt     ts      `db:"created_at"`
+	UpdatedAt     ts      `db:"updated_at"`
+	FirstLoginAt  ts      `db:"first_login_at"`
+	LastLoginAt   ts      `db:"last_login_at"`
+}
+
+const identityCols = `id, org_id, state, suspended, suspend_reason, attrs, provenance, email_norm, user_name_norm,
+	external_id_norm, employee_number_norm, version, created_at, updated_at, first_login_at, last_login_at`
+
+func (r identityRow) identity() engine.Identity {
+	i := engine.Identity{ID: r.ID, OrgID: r.OrgID, State: engine.State(r.State), Suspended: r.Suspended,
+		SuspendReason: r.SuspendReason, Version: r.Version, CreatedAt: r.CreatedAt.T(), UpdatedAt: r.UpdatedAt.T(),
+		FirstLoginAt: r.FirstLoginAt.T(), LastLoginAt: r.LastLoginAt.T(), Attrs: engine.Attrs{},
+		Provenance: map[string]reconcile.Provenance{}}
+	fromJSON(r.Attrs, &i.Attrs)
+	fromJSON(r.Provenance, &i.Provenance)
+	return i
+}
+
+// matchColumns maps a matching rule attribute to its lower-cased column.
+var matchColumns = map[string]string{
+	reconcile.AttrEmail:          "email_norm",
+	reconcile.AttrUserName:       "user_name_norm",
+	reconcile.AttrExternalID:     "external_id_norm",
+	reconcile.AttrEmployeeNumber: "employee_number_norm",
+}
+
+func norm(a engine.Attrs, k string) *string {
+	v := strings.ToLower(strings.TrimSpace(a[k]))
+	if v == "" {
+		return nil
+	}
+	return &v
+}
+
+func (c conn) Identity(ctx context.Context, id string) (engine.Identity, error) {
+	var r identityRow
+	err := c.get(ctx, "identity "+id, &r, `SELECT `+identityCols+` FROM identities WHERE id = ?`, id)
+	return r.identity(), err
+}
+
+// Identities lists the members of an organization, ordered by ID (IDs are
+// time-ordered UUIDv7), after AfterID.
+func (c conn) Identities(ctx context.Context, f engine.IdentityFilter) ([]engine.Identity, error) {
+	q := `SELECT ` + prefixed("i.", identityCols) + ` FROM identities i JOIN org_memberships m ON m.identity_id = i.id WHERE m.org_id = ? AND i.id > ?`
+	args := []any{f.OrgID, f.AfterID}
+	if f.State != "" {
+		q += ` AND i.state = ?`
+		args = append(args, string(f.State))
+	}
+	if f.Email != "" {
+		q += ` AND i.email_norm = ?`
+		args = append(args, strings.ToLower(f.Email))
+	}
+	if f.UserName != "" {
+		q += ` AND i.user_name_norm = ?`
+		args = append(args, strings.ToLower(f.UserName))
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += fmt.Sprintf(` ORDER BY i.id LIMIT %d`, f.Limit)
+	var rows []identityRow
+	if err := c.sel(ctx, "identities", &rows, q, args...); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Identity, len(rows))
+	for i, r := range rows {
+		out[i] = r.identity()
+	}
+	return out, nil
+}
+
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, s := range parts {
+		parts[i] = p + strings.TrimSpace(s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c conn) FindCandidates(ctx context.Context, orgID, sourceID, attr, value string) ([]reconcile.Candidate, error) {
+	col, ok := matchColumns[attr]
+	if !ok {
+		return nil, fmt.Errorf("match on %q: only %v can be matching rules: %w", attr, engine.MatchableAttrs(), engine.ErrInvalid)
+	}
+	var rows []struct {
+		ID    string `db:"id"`
+		Holds int    `db:"holds"`
+	}
+	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id,
+			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
+		FROM identities i JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = ?
+		WHERE i.`+col+` = ? ORDER BY i.id LIMIT 20`, sourceID, orgID, strings.ToLower(strings.TrimSpace(value)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Candidate, len(rows))
+	for i, r := range rows {
+		out[i] = reconcile.Candidate{IdentityID: r.ID, HoldsSource: r.Holds > 0}
+	}
+	return out, nil
+}
+
+func (c txConn) InsertIdentity(ctx context.Context, i engine.Identity) error {
+	_, err := c.exec(ctx, "insert identity", `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), jsonOf(i.Provenance),
+		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
+		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
+		tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
+	return err
+}
+
+func (c txConn) UpdateIdentity(ctx context.Context, i engine.Identity, prevVersion int64) error {
+	r, err := c.exec(ctx, "update identity", `UPDATE identities SET state = ?, suspended = ?, suspend_reason = ?, attrs = ?, provenance = ?,
+		email_norm = ?, user_name_norm = ?, external_id_norm = ?, employee_number_norm = ?, version = ?, updated_at = ?,
+		first_login_at = ?, last_login_at = ? WHERE id = ? AND version = ?`,
+		string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), jsonOf(i.Provenance),
+		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
+		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.UpdatedAt), tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt),
+		i.ID, prevVersion)
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return fmt.Errorf("identity %s changed since version %d: %w", i.ID, prevVersion, engine.ErrRetry)
+	}
+	return nil
+}
+
+func (c txConn) DeleteIdentity(ctx context.Context, id string) error {
+	for _, q := range []string{
+		`DELETE FROM group_memberships WHERE identity_id = ?`,
+		`DELETE FROM org_memberships WHERE identity_id = ?`,
+		`DELETE FROM accounts WHERE identity_id = ?`,
+	} {
+		if _, err := c.exec(ctx, "delete identity "+id, q, id); err != nil {
+			return err
+		}
+	}
+	r, err := c.exec(ctx, "delete identity "+id, `DELETE FROM identities WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return mustAffect(r, "delete identity "+id)
+}
+
+func (c txConn) TouchLogin(ctx context.Context, identityID, accountID string, at time.Time) error {
+	if _, err := c.exec(ctx, "touch login", `UPDATE identities SET last_login_at = ?, first_login_at = COALESCE(first_login_at, ?) WHERE id = ?`,
+		tsOf(at), tsOf(at), identityID); err != nil {
+		return err
+	}
+	_, err := c.exec(ctx, "touch login", `UPDATE accounts SET last_seen = ? WHERE id = ?`, tsOf(at), accountID)
+	return err
+}
+
+type accountRow struct {
+	ID            string  `db:"id"`
+	SourceID      string  `db:"source_id"`
+	OrgID         string  `db:"org_id"`
+	IdentityID    string  `db:"identity_id"`
+	Key           string  `db:"source_key"`
+	Attrs         string  `db:"attrs"`
+	Raw           *string `db:"raw"`
+	Groups        *string `db:"groups"`
+	EmailVerified bool    `db:"email_verified"`
+	Hash          string  `db:"hash"`
+	Active        bool    `db:"active"`
+	Removed       bool    `db:"removed"`
+	FirstSeen     ts      `db:"first_seen"`
+	LastSeen      ts      `db:"last_seen"`
+	ChangedAt     ts      `db:"changed_at"`
+}
+
+const accountCols = `id, source_id, org_id, identity_id, source_key, attrs, raw, groups, email_verified, hash, active, removed, first_seen, last_seen, changed_at`
+
+func (r accountRow) account() engine.Account {
+	a := engine.Account{ID: r.ID, SourceID: r.SourceID, OrgID: r.OrgID, IdentityID: r.IdentityID, Key: r.Key,
+		EmailVerified: r.EmailVerified, Hash: r.Hash, Active: r.Active, Removed: r.Removed,
+		FirstSeen: r.FirstSeen.T(), LastSeen: r.LastSeen.T(), ChangedAt: r.ChangedAt.T(), Attrs: engine.Attrs{}}
+	fromJSON(r.Attrs, &a.Attrs)
+	if r.Raw != nil {
+		a.Raw = json.RawMessage(*r.Raw)
+	}
+	if r.Groups != nil {
+		fromJSON(*r.Groups, &a.Groups)
+	}
+	return a
+}
+
+func (c conn) Account(ctx context.Context, id string) (engine.Account, error) {
+	var r accountRow
+	err := c.get(ctx, "account "+id, &r, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id)
+	return r.account(), err
+}
+
+func (c conn) AccountByKey(ctx context.Context, sourceID, key string) (engine.Account, bool, error) {
+	var r accountRow
+	err := c.get(ctx, "account", &r, `SELECT `+accountCols+` FROM accounts WHERE source_id = ? AND source_key = ?`, sourceID, key)
+	if isNotFound(err) {
+		return engine.Account{}, false, nil
+	}
+	return r.account(), err == nil, err
+}
+
+func (c conn) LinkedAccounts(ctx context.Context, identityID string) ([]engine.LinkedAccount, error) {
+	var rows []struct {
+		accountRow
+		Kind          string `db:"kind"`
+		Name          string `db:"name"`
+		Priority      int    `db:"priority"`
+		Authoritative bool   `db:"authoritative"`
+		Owns          string `db:"owns"`
+	}
+	if err := c.sel(ctx, "linked accounts", &rows, `SELECT `+prefixed("a.", accountCols)+`, s.kind, s.name, s.priority, s.authoritative, s.owns
+		FROM accounts a JOIN sources s ON s.id = a.source_id WHERE a.identity_id = ? ORDER BY a.id`, identityID); err != nil {
+		return nil, err
+	}
+	out := make([]engine.LinkedAccount, len(rows))
+	for i, r := range rows {
+		out[i] = engine.LinkedAccount{Account: r.account(), SourceKind: engine.SourceKind(r.Kind), SourceName: r.Name,
+			Priority: r.Priority, Authoritative: r.Authoritative}
+		fromJSON(r.Owns, &out[i].Owns)
+	}
+	return out, nil
+}
+
+func (c conn) CountAccounts(ctx context.Context, sourceID string, live bool) (int, error) {
+	var n int
+	q := `SELECT COUNT(*) FROM accounts WHERE source_id = ?`
+	args := []any{sourceID}
+	if live {
+		q += ` AND removed = ?`
+		args = append(args, false)
+	}
+	err := c.get(ctx, "count accounts", &n, q, args...)
+	return n, err
+}
+
+func groupsText(g []string) any {
+	if g == nil {
+		return nil
+	}
+	return jsonOf(g)
+}
+
+func (c txConn) InsertAccount(ctx context.Context, a engine.Account) error {
+	_, err := c.exec(ctx, "insert account", `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, jsonOf(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified,
+		a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
+	if isExists(err) {
+		// Another transaction linked the same source key first: rerun and
+		// find its account.
+		return fmt.Errorf("account %q of source %s: %w", a.Key, a.SourceID, engine.ErrRetry)
+	}
+	return err
+}
+
+func (c txConn) UpdateAccount(ctx context.Context, a engine.Account) error {
+	r, err := c.exec(ctx, "update account", `UPDATE accounts SET identity_id = ?, attrs = ?, raw = ?, groups = ?, email_verified = ?, hash = ?,
+		active = ?, removed = ?, last_seen = ?, changed_at = ? WHERE id = ?`,
+		a.IdentityID, jsonOf(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified, a.Hash, a.Active, a.Removed,
+		tsOf(a.LastSeen), tsOf(a.ChangedAt), a.ID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(r, "update account "+a.ID)
+}
+
+// LiveAccountKeys streams a source's accounts not yet removed, by key.
+func (s *DB) LiveAccountKeys(ctx context.Context, sourceID string, fn func(key, accountID string) error) error {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT source_key, id FROM accounts WHERE source_id = ? AND removed = ? ORDER BY source_key`), sourceID, false)
+	if err != nil {
+		return fmt.Errorf("live accounts: %w", mapErr(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, id string
+		if err := rows.Scan(&k, &id); err != nil {
+			return fmt.Errorf("live accounts: %w", mapErr(err))
+		}
+		if err := fn(k, id); err != nil {
+			return err
+		}
+	}
+	return mapErr(rows.Err())
+}
+
+type groupRow struct {
+	ID        string `db:"id"`
+	OrgID     string `db:"org_id"`
+	Name      string `db:"name"`
+	CreatedAt ts     `db:"created_at"`
+}
+
+func (r groupRow) group() engine.Group {
+	return engine.Group{ID: r.ID, OrgID: r.OrgID, Name: r.Name, CreatedAt: r.CreatedAt.T()}
+}
+
+func (c conn) Groups(ctx context.Context, orgID string) ([]engine.Group, error) {
+	var rows []groupRow
+	if err := c.sel(ctx, "groups", &rows, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? ORDER BY name_norm`, orgID); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Group, len(rows))
+	for i, r := range rows {
+		out[i] = r.group()
+	}
+	return out, nil
+}
+
+func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Time) (engine.Group, bool, error) {
+	id := engine.NewID()
+	r, err := c.exec(ctx, "create group "+name, `INSERT INTO org_groups (id, org_id, name, name_norm, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, name_norm) DO NOTHING`, id, orgID, name, strings.ToLower(name), tsOf(at))
+	if err != nil {
+		return engine.Group{}, false, err
+	}
+	n, _ := r.RowsAffected()
+	if n == 1 {
+		return engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}, true, nil
+	}
+	var g groupRow
+	err = c.get(ctx, "group "+name, &g, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? AND name_norm = ?`, orgID, strings.ToLower(name))
+	return g.group(), false, err
+}
+
+func (c conn) IdentityMemberships(ctx context.Context, identityID string) ([]engine.Membership, error) {
+	var rows []struct {
+		GroupID   string `db:"group_id"`
+		Name      string `db:"name"`
+		SourceID  string `db:"source_id"`
+		GrantedAt ts     `db:"granted_at"`
+	}
+	if err := c.sel(ctx, "memberships", &rows, `SELECT m.group_id, g.name, m.source_id, m.granted_at
+		FROM group_memberships m JOIN org_groups g ON g.id = m.group_id WHERE m.identity_id = ? ORDER BY g.name_norm, m.source_id`, identityID); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Membership, len(rows))
+	for i, r := range rows {
+		out[i] = engine.Membership{GroupID: r.GroupID, GroupName: r.Name, IdentityID: identityID, SourceID: r.SourceID, GrantedAt: r.GrantedAt.T()}
+	}
+	return out, nil
+}
+
+func (c txConn) AddMembership(ctx context.Context, m engine.Membership) error {
+	_, err := c.exec(ctx, "add membership", `INSERT INTO group_memberships (group_id, identity_id, source_id, granted_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (group_id, identity_id, source_id) DO NOTHING`, m.GroupID, m.IdentityID, m.SourceID, tsOf(m.GrantedAt))
+	return err
+}
+
+func (c txConn) RemoveMembership(ctx context.Context, groupID, identityID, sourceID string) error {
+	_, err := c.exec(ctx, "remove membership", `DELETE FROM group_memberships WHERE group_id = ? AND identity_id = ? AND source_id = ?`,
+		groupID, identityID, sourceID)
+	return err
+}
+
+func (c txConn) RemoveIdentityMemberships(ctx context.Context, identityID string) error {
+	_, err := c.exec(ctx, "remove memberships", `DELETE FROM group_memberships WHERE identity_id = ?`, identityID)
+	return err
+}
+
+type orgMembershipRow struct {
+	OrgID      string `db:"org_id"`
+	IdentityID string `db:"identity_id"`
+	Roles      string `db:"roles"`
+	GrantedVia string `db:"granted_via"`
+	SourceID   string `db:"source_id"`
+	CreatedAt  ts     `db:"created_at"`
+}
+
+func (r orgMembershipRow) m() engine.OrgMembership {
+	m := engine.OrgMembership{OrgID: r.OrgID, IdentityID: r.IdentityID, GrantedVia: r.GrantedVia, SourceID: r.SourceID, CreatedAt: r.CreatedAt.T()}
+	fromJSON(r.Roles, &m.Roles)
+	return m
+}
+
+func (c conn) OrgMemberships(ctx context.Context, identityID string) ([]engine.OrgMembership, error) {
+	var rows []orgMembershipRow
+	if err := c.sel(ctx, "org memberships", &rows, `SELECT org_id, identity_id, roles, granted_via, source_id, created_at FROM org_memberships WHERE identity_id = ? ORDER BY org_id`, identityID); err != nil {
+		return nil, err
+	}
+	out := make([]engine.OrgMembership, len(rows))
+	for i, r := range rows {
+		out[i] = r.m()
+	}
+	return out, nil
+}
+
+func (c conn) OrgMembership(ctx context.Context, orgID, identityID string) (engine.OrgMembership, bool, error) {
+	var r orgMembershipRow
+	err := c.get(ctx, "org membership", &r, `SELECT org_id, identity_id, roles, granted_via, source_id, created_at FROM org_memberships WHERE org_id = ? AND identity_id = ?`, orgID, identityID)
+	if isNotFound(err) {
+		return engine.OrgMembership{}, false, nil
+	}
+	return r.m(), err == nil, err
+}
+
+func (c txConn) UpsertOrgMembership(ctx context.Context, m engine.OrgMembership) error {
+	_, err := c.exec(ctx, "org membership", `INSERT INTO org_memberships (org_id, identity_id, roles, granted_via, source_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, identity_id) DO UPDATE SET roles = excluded.roles`,
+		m.OrgID, m.IdentityID, jsonOf(nonNil(m.Roles)), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
+	return err
+}
+
+func (c txConn) DeleteOrgMembership(ctx context.Context, orgID, identityID string) error {
+	_, err := c.exec(ctx, "leave organization", `DELETE FROM org_memberships WHERE org_id = ? AND identity_id = ?`, orgID, identityID)
+	return err
+}
