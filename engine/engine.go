@@ -21,12 +21,14 @@ import (
 type Metrics interface {
 	ObserveApply(outcome string, d time.Duration)
 	AuditEvents(n int)
+	JobRun(kind, status string)
 }
 
 type noMetrics struct{}
 
 func (noMetrics) ObserveApply(string, time.Duration) {}
 func (noMetrics) AuditEvents(int)                    {}
+func (noMetrics) JobRun(string, string)              {}
 
 // Options tune an Engine; zero values are sensible.
 type Options struct {
