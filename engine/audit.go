@@ -36,7 +36,6 @@ func ChainHash(prevHash string, ev AuditEvent) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-
 // VerifyReport is the outcome of VerifyAudit.
 type VerifyReport struct {
 	Events   int64  `json:"events"`

@@ -46,8 +46,8 @@ type Plan struct {
 	Events map[string]int `json:"events"` // audit actions and how many
 	Items  []PlanItem     `json:"items,omitempty"`
 	// Removals are the keys the sweep removes (or would have removed).
-	Removals []string `json:"removals,omitempty"`
-	Truncated bool    `json:"truncated,omitempty"`
+	Removals  []string `json:"removals,omitempty"`
+	Truncated bool     `json:"truncated,omitempty"`
 }
 
 func (p *Plan) note(key string, r Result, limit int) {
