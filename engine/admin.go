@@ -119,6 +119,7 @@ func (e *Engine) UpdateOrganization(ctx context.Context, by Admin, id string, fn
 		out = o
 		return ch.flush(ctx, tx, false)
 	})
+	e.forgetSources()
 	return out, err
 }
 
@@ -227,7 +228,7 @@ func (e *Engine) UpdateSource(ctx context.Context, by Admin, id string, fn func(
 		out = s
 		return ch.flush(ctx, tx, false)
 	})
-	e.forgetSource(id)
+	e.forgetSources()
 	return out, err
 }
 
@@ -505,7 +506,7 @@ func (e *Engine) moveAccount(ctx context.Context, tx Tx, by Admin, accountID, to
 		if err != nil {
 			return err
 		}
-		if err := e.syncOrgMembership(ctx, tx, ch, org, src, toID, nil, now); err != nil {
+		if err := e.syncOrgMembership(ctx, tx, ch, org, src, toID, nil, false, now); err != nil {
 			return err
 		}
 	}

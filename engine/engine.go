@@ -59,6 +59,7 @@ type Engine struct {
 
 type cachedSource struct {
 	src Source
+	org Organization
 	at  time.Time
 }
 
@@ -113,28 +114,36 @@ type Result struct {
 	Events []AuditEvent `json:"events,omitempty"`
 }
 
-// source returns a source for the hot path, cached for SourceCacheTTL.
-func (e *Engine) source(ctx context.Context, id string) (Source, error) {
+// source returns a source and its organization for the apply path, cached
+// for SourceCacheTTL: they change rarely, and this process drops its cache
+// at once when it changes either. Other processes see a change within the
+// TTL.
+func (e *Engine) source(ctx context.Context, id string) (Source, Organization, error) {
 	now := time.Now()
 	e.mu.Lock()
 	c, ok := e.sources[id]
 	e.mu.Unlock()
 	if ok && now.Sub(c.at) < e.opts.SourceCacheTTL {
-		return c.src, nil
+		return c.src, c.org, nil
 	}
 	s, err := e.store.Source(ctx, id)
 	if err != nil {
-		return Source{}, err
+		return Source{}, Organization{}, err
+	}
+	o, err := e.store.Organization(ctx, s.OrgID)
+	if err != nil {
+		return Source{}, Organization{}, fmt.Errorf("organization of source %q: %w", s.Name, err)
 	}
 	e.mu.Lock()
-	e.sources[id] = cachedSource{src: s, at: now}
+	e.sources[id] = cachedSource{src: s, org: o, at: now}
 	e.mu.Unlock()
-	return s, nil
+	return s, o, nil
 }
 
-func (e *Engine) forgetSource(id string) {
+// forgetSources drops the cache (after a source or organization changed).
+func (e *Engine) forgetSources() {
 	e.mu.Lock()
-	delete(e.sources, id)
+	clear(e.sources)
 	e.mu.Unlock()
 }
 
@@ -164,7 +173,7 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 	if err := obs.Validate(); err != nil {
 		return Result{Outcome: "invalid"}, err
 	}
-	src, err := e.source(ctx, obs.SourceID)
+	src, _, err := e.source(ctx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("apply to source %q: %w", obs.SourceID, err)
 	}
@@ -288,7 +297,7 @@ func (e *Engine) applyTx(ctx context.Context, tx Tx, obs Observation, hash strin
 }
 
 func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent) (Result, error) {
-	src, err := tx.Source(ctx, obs.SourceID)
+	src, org, err := e.source(ctx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("source %q: %w", obs.SourceID, err)
 	}
@@ -316,10 +325,6 @@ func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash 
 		}
 		res.Events = ch.events
 		return res, nil
-	}
-	org, err := tx.Organization(ctx, src.OrgID)
-	if err != nil {
-		return Result{}, fmt.Errorf("organization of source %q: %w", src.Name, err)
 	}
 
 	var ident Identity
@@ -444,7 +449,7 @@ func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash 
 		}
 	}
 	if isNewAccount || obs.Roles != nil {
-		if err := e.syncOrgMembership(ctx, tx, ch, org, src, ident.ID, obs.Roles, now); err != nil {
+		if err := e.syncOrgMembership(ctx, tx, ch, org, src, ident.ID, obs.Roles, isNewIdentity, now); err != nil {
 			return Result{}, err
 		}
 	}
@@ -473,19 +478,17 @@ func ruleSuffix(rule string) string {
 
 func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source, obs Observation) (reconcile.MatchResult, error) {
 	in := reconcile.MatchInput{Attrs: obs.Attrs, EmailVerified: obs.EmailVerified || src.TrustEmails,
-		Rules: org.Settings.Rules(), Candidates: map[string][]reconcile.Candidate{}}
+		Rules: org.Settings.Rules()}
+	values := map[string]string{}
 	for _, rule := range in.Rules {
-		v := obs.Attrs[rule]
-		if v == "" {
-			continue
+		if v := obs.Attrs[rule]; v != "" {
+			values[rule] = v
 		}
-		cands, err := tx.FindCandidates(ctx, org.ID, src.ID, rule, v)
-		if err != nil {
-			return reconcile.MatchResult{}, fmt.Errorf("match on %s: %w", rule, err)
-		}
-		in.Candidates[rule] = cands
-		if len(cands) > 0 {
-			break // the first rule with candidates decides
+	}
+	if len(values) > 0 {
+		var err error
+		if in.Candidates, err = tx.FindCandidates(ctx, org.ID, src.ID, values); err != nil {
+			return reconcile.MatchResult{}, fmt.Errorf("match: %w", err)
 		}
 	}
 	return reconcile.Match(in), nil
@@ -561,10 +564,14 @@ func grantedVia(k SourceKind) string {
 
 // syncOrgMembership joins the identity to the organization (first time) and
 // sets its roles when the source states them.
-func (e *Engine) syncOrgMembership(ctx context.Context, tx Tx, ch *change, org Organization, src Source, identityID string, roles []string, at time.Time) error {
-	m, ok, err := tx.OrgMembership(ctx, org.ID, identityID)
-	if err != nil {
-		return err
+func (e *Engine) syncOrgMembership(ctx context.Context, tx Tx, ch *change, org Organization, src Source, identityID string, roles []string, isNewIdentity bool, at time.Time) error {
+	var m OrgMembership
+	ok := false
+	if !isNewIdentity {
+		var err error
+		if m, ok, err = tx.OrgMembership(ctx, org.ID, identityID); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		m = OrgMembership{OrgID: org.ID, IdentityID: identityID, Roles: roles, GrantedVia: grantedVia(src.Kind),

@@ -66,10 +66,10 @@ type Reader interface {
 	Account(ctx context.Context, id string) (Account, error)
 	AccountByKey(ctx context.Context, sourceID, key string) (Account, bool, error)
 	LinkedAccounts(ctx context.Context, identityID string) ([]LinkedAccount, error)
-	// FindCandidates returns the identities that belong to orgID and whose
-	// golden attr equals value case-insensitively (attr is one of the
-	// matching rule attributes).
-	FindCandidates(ctx context.Context, orgID, sourceID, attr, value string) ([]reconcile.Candidate, error)
+	// FindCandidates returns, for each rule attribute in values (one of
+	// MatchableAttrs), the identities that belong to orgID and whose golden
+	// attribute equals the value case-insensitively — in one query.
+	FindCandidates(ctx context.Context, orgID, sourceID string, values map[string]string) (map[string][]reconcile.Candidate, error)
 	CountAccounts(ctx context.Context, sourceID string, live bool) (int, error)
 	IdentityMemberships(ctx context.Context, identityID string) ([]Membership, error)
 	OrgMemberships(ctx context.Context, identityID string) ([]OrgMembership, error)

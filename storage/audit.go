@@ -47,8 +47,9 @@ func (c conn) Conflict(ctx context.Context, id string) (engine.Conflict, error) 
 
 func (c conn) OpenConflictByKey(ctx context.Context, sourceID, key string) (engine.Conflict, bool, error) {
 	var r conflictRow
-	err := c.get(ctx, "conflict", &r, `SELECT `+conflictCols+` FROM conflicts WHERE source_id = ? AND source_key = ? AND status = ?`,
-		sourceID, key, engine.ConflictOpen)
+	// status is a literal so the partial index conflicts_open applies.
+	err := c.get(ctx, "conflict", &r, `SELECT `+conflictCols+` FROM conflicts WHERE source_id = ? AND source_key = ? AND status = 'open'`,
+		sourceID, key)
 	if isNotFound(err) {
 		return engine.Conflict{}, false, nil
 	}
@@ -122,6 +123,19 @@ func (r auditRow) event() engine.AuditEvent {
 	return e
 }
 
+const auditChunk = 16
+
+var auditInserts [auditChunk + 1]string
+
+func init() {
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	for n := 1; n <= auditChunk; n++ {
+		auditInserts[n] = `INSERT INTO audit_events (` + auditCols + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	}
+}
+
+func auditInsert(n int) string { return auditInserts[n] }
+
 // AppendAudit locks the chain's head row, so appends are serialised across
 // transactions and processes, then writes the events chained to it. The
 // engine appends last in its transaction, so the head is held only briefly.
@@ -141,12 +155,20 @@ func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) err
 		ev := &events[i]
 		ev.Seq, ev.PrevHash = head.Seq+1, head.Hash
 		ev.Hash = engine.ChainHash(ev.PrevHash, *ev)
-		if _, err := c.exec(ctx, "append audit", `INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.Seq, ev.ID, tsOf(ev.At), ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action, ev.SubjectType, ev.SubjectID,
-			ev.IdentityID, nullText(ev.Changes), ev.CorrelationID, ev.PrevHash, ev.Hash); err != nil {
+		head.Seq, head.Hash = ev.Seq, ev.Hash
+	}
+	// Multi-row inserts of up to auditChunk events: few statement shapes to
+	// prepare, few round trips.
+	for start := 0; start < len(events); start += auditChunk {
+		chunk := events[start:min(start+auditChunk, len(events))]
+		args := make([]any, 0, len(chunk)*15)
+		for _, ev := range chunk {
+			args = append(args, ev.Seq, ev.ID, tsOf(ev.At), ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action, ev.SubjectType,
+				ev.SubjectID, ev.IdentityID, nullText(ev.Changes), ev.CorrelationID, ev.PrevHash, ev.Hash)
+		}
+		if _, err := c.exec(ctx, "append audit", auditInsert(len(chunk)), args...); err != nil {
 			return err
 		}
-		head.Seq, head.Hash = ev.Seq, ev.Hash
 	}
 	_, err := c.exec(ctx, "audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, head.Seq, head.Hash)
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -105,25 +106,49 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-func (c conn) FindCandidates(ctx context.Context, orgID, sourceID, attr, value string) ([]reconcile.Candidate, error) {
-	col, ok := matchColumns[attr]
-	if !ok {
-		return nil, fmt.Errorf("match on %q: only %v can be matching rules: %w", attr, engine.MatchableAttrs(), engine.ErrInvalid)
+func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values map[string]string) (map[string][]reconcile.Candidate, error) {
+	attrs := make([]string, 0, len(values))
+	for a := range values {
+		if _, ok := matchColumns[a]; !ok {
+			return nil, fmt.Errorf("match on %q: only %v can be matching rules: %w", a, engine.MatchableAttrs(), engine.ErrInvalid)
+		}
+		attrs = append(attrs, a)
 	}
+	sort.Strings(attrs)
+	var conds []string
+	args := []any{sourceID}
+	for _, a := range attrs {
+		conds = append(conds, "i."+matchColumns[a]+" = ?")
+		args = append(args, strings.ToLower(strings.TrimSpace(values[a])))
+	}
+	args = append(args, orgID)
 	var rows []struct {
-		ID    string `db:"id"`
-		Holds int    `db:"holds"`
+		ID    string  `db:"id"`
+		Email *string `db:"email_norm"`
+		User  *string `db:"user_name_norm"`
+		Ext   *string `db:"external_id_norm"`
+		Emp   *string `db:"employee_number_norm"`
+		Holds int     `db:"holds"`
 	}
-	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id,
+	// Each OR arm uses its attribute's index; membership is checked per hit.
+	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
 			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
-		FROM identities i JOIN org_memberships m ON m.identity_id = i.id AND m.org_id = ?
-		WHERE i.`+col+` = ? ORDER BY i.id LIMIT 20`, sourceID, orgID, strings.ToLower(strings.TrimSpace(value)))
+		FROM identities i
+		WHERE (`+strings.Join(conds, " OR ")+`)
+		  AND EXISTS (SELECT 1 FROM org_memberships m WHERE m.identity_id = i.id AND m.org_id = ?)
+		ORDER BY i.id LIMIT 100`, args...)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]reconcile.Candidate, len(rows))
-	for i, r := range rows {
-		out[i] = reconcile.Candidate{IdentityID: r.ID, HoldsSource: r.Holds > 0}
+	out := map[string][]reconcile.Candidate{}
+	for _, r := range rows {
+		got := map[string]*string{reconcile.AttrEmail: r.Email, reconcile.AttrUserName: r.User,
+			reconcile.AttrExternalID: r.Ext, reconcile.AttrEmployeeNumber: r.Emp}
+		for _, a := range attrs {
+			if v := got[a]; v != nil && *v == strings.ToLower(strings.TrimSpace(values[a])) {
+				out[a] = append(out[a], reconcile.Candidate{IdentityID: r.ID, HoldsSource: r.Holds > 0})
+			}
+		}
 	}
 	return out, nil
 }
@@ -340,19 +365,20 @@ func (c conn) Groups(ctx context.Context, orgID string) ([]engine.Group, error) 
 }
 
 func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Time) (engine.Group, bool, error) {
+	var g groupRow
+	err := c.get(ctx, "group "+name, &g, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? AND name_norm = ?`, orgID, strings.ToLower(name))
+	if err == nil || !isNotFound(err) {
+		return g.group(), false, err
+	}
 	id := engine.NewID()
-	r, err := c.exec(ctx, "create group "+name, `INSERT INTO org_groups (id, org_id, name, name_norm, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (org_id, name_norm) DO NOTHING`, id, orgID, name, strings.ToLower(name), tsOf(at))
-	if err != nil {
+	if _, err := c.exec(ctx, "create group "+name, `INSERT INTO org_groups (id, org_id, name, name_norm, created_at) VALUES (?, ?, ?, ?, ?)`,
+		id, orgID, name, strings.ToLower(name), tsOf(at)); err != nil {
+		if isExists(err) { // created by a concurrent transaction
+			return engine.Group{}, false, fmt.Errorf("group %q: %w", name, engine.ErrRetry)
+		}
 		return engine.Group{}, false, err
 	}
-	n, _ := r.RowsAffected()
-	if n == 1 {
-		return engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}, true, nil
-	}
-	var g groupRow
-	err = c.get(ctx, "group "+name, &g, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? AND name_norm = ?`, orgID, strings.ToLower(name))
-	return g.group(), false, err
+	return engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}, true, nil
 }
 
 func (c conn) IdentityMemberships(ctx context.Context, identityID string) ([]engine.Membership, error) {

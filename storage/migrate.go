@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func migrations(d Dialect) ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		byVersion[v] = migration{version: v, name: name, sql: string(b)}
+		byVersion[v] = migration{version: v, name: name, sql: dialectSQL(string(b), d)}
 	}
 	var out []migration
 	for _, m := range byVersion {
@@ -190,4 +191,15 @@ func (s *DB) lockedExec(ctx context.Context, stmt string) error {
 		return mapErr(err)
 	}
 	return mapErr(tx.Commit())
+}
+
+var sqliteOnly = regexp.MustCompile(`/\*sqlite:([^*]*)\*/`)
+
+// dialectSQL turns "/*sqlite:X*/" into X on SQLite; PostgreSQL reads it as
+// a comment.
+func dialectSQL(src string, d Dialect) string {
+	if d != SQLite {
+		return src
+	}
+	return sqliteOnly.ReplaceAllString(src, "$1")
 }

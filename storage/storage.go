@@ -92,7 +92,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), errors.Join(err, engine.ErrUnavailable))
 	}
-	s := &DB{db: db, dialect: d, conn: conn{x: db, d: d}}
+	s := &DB{db: db, dialect: d, conn: conn{x: db, d: d, cache: &stmtCache{pool: db, m: map[string]*sqlx.Stmt{}}}}
 	if !opts.SkipMigrate {
 		if _, err := s.Migrate(ctx, 0); err != nil {
 			db.Close()
@@ -164,6 +164,7 @@ func (s *DB) Close() error {
 	if s.head != nil {
 		s.head.Close()
 	}
+	s.cache.close()
 	return s.db.Close()
 }
 
@@ -187,7 +188,7 @@ func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
 			panic(p)
 		}
 	}()
-	if err := fn(&txConn{conn{x: tx, d: s.dialect}}); err != nil {
+	if err := fn(&txConn{conn{x: tx, d: s.dialect, tx: tx, cache: s.cache}}); err != nil {
 		tx.Rollback()
 		return err
 	}
