@@ -40,7 +40,6 @@ type DB struct {
 	conn
 	db      *sqlx.DB
 	dialect Dialect
-	head    *sqlx.Stmt // prepared hot-path read
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -99,20 +98,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	return s, s.prepare(ctx)
+	return s, nil
 }
 
-func (s *DB) prepare(ctx context.Context) error {
-	var err error
-	s.head, err = s.db.PreparexContext(ctx, s.db.Rebind(`
+const headQuery = `
 		SELECT a.id, a.identity_id, a.hash, i.state, i.last_login_at
 		FROM accounts a JOIN identities i ON i.id = a.identity_id
-		WHERE a.source_id = ? AND a.source_key = ?`))
-	if err != nil {
-		return fmt.Errorf("prepare: %w", mapErr(err))
-	}
-	return nil
-}
+		WHERE a.source_id = ? AND a.source_key = ?`
 
 // sqliteDSN turns a path into a modernc DSN: WAL, a busy timeout, foreign
 // keys, synchronous=NORMAL (durable against a crash of idsync; the last
@@ -161,9 +153,6 @@ func (s *DB) SQL() *sqlx.DB { return s.db }
 
 // Close closes the pool.
 func (s *DB) Close() error {
-	if s.head != nil {
-		s.head.Close()
-	}
 	s.cache.close()
 	return s.db.Close()
 }
@@ -203,7 +192,11 @@ func (s *DB) AccountHead(ctx context.Context, sourceID, key string) (engine.Acco
 	var h engine.AccountHead
 	var state string
 	var last ts
-	err := s.head.QueryRowContext(ctx, sourceID, key).Scan(&h.AccountID, &h.IdentityID, &h.Hash, &state, &last)
+	st, err := s.stmt(ctx, headQuery)
+	if err != nil {
+		return h, false, fmt.Errorf("account head: %w", mapErr(err))
+	}
+	err = st.QueryRowContext(ctx, sourceID, key).Scan(&h.AccountID, &h.IdentityID, &h.Hash, &state, &last)
 	if errors.Is(err, errNoRows) {
 		return h, false, nil
 	}
