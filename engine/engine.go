@@ -45,6 +45,9 @@ type Options struct {
 	SourceCacheTTL time.Duration
 	Logger         *slog.Logger
 	Metrics        Metrics
+	// NoGroupCommit turns off grouping concurrent applies into one
+	// transaction on stores with serialized writers (see groupcommit.go).
+	NoGroupCommit bool
 }
 
 // Engine applies observations and admin actions to the identity graph.
@@ -55,6 +58,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	sources map[string]cachedSource
+	group   *committer // nil: one transaction per observation
 }
 
 type cachedSource struct {
@@ -83,7 +87,11 @@ func New(store Store, opts Options) *Engine {
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
 	}
-	return &Engine{store: store, opts: opts, log: opts.Logger, sources: map[string]cachedSource{}}
+	e := &Engine{store: store, opts: opts, log: opts.Logger, sources: map[string]cachedSource{}}
+	if sw, ok := store.(SerializedWriter); ok && sw.SerializedWrites() && !opts.NoGroupCommit {
+		e.group = newCommitter(e)
+	}
+	return e
 }
 
 // Store returns the engine's store, for read-only callers.
@@ -191,17 +199,19 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 				State: head.IdentityState, Outcome: OutcomeUnchanged}, nil
 		}
 	}
+	if !dryRun {
+		if e.group != nil {
+			return e.group.submit(ctx, obs, hash)
+		}
+		return e.applyOne(ctx, obs, hash)
+	}
 	var res Result
 	err = e.inTx(ctx, func(tx Tx) error {
 		var err error
-		res, err = e.applyTx(ctx, tx, obs, hash, nil, dryRun)
-		if err != nil {
+		if res, err = e.applyTx(ctx, tx, obs, hash, nil, true); err != nil {
 			return err
 		}
-		if dryRun {
-			return errRollback
-		}
-		return nil
+		return errRollback
 	})
 	if errors.Is(err, errRollback) {
 		err = nil
@@ -387,9 +397,14 @@ func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash 
 
 	// The account now says what the observation says.
 	prev := acct
-	acct.Attrs = cloneAttrs(obs.Attrs)
-	acct.Raw = obs.Raw
-	acct.EmailVerified = obs.EmailVerified || src.TrustEmails
+	// A removal that carries no attributes (a sweep, a SCIM DELETE) says
+	// only that the source dropped the subject: the account keeps what it
+	// said last, so the person keeps their last known record.
+	if !obs.Removed || len(obs.Attrs) > 0 {
+		acct.Attrs = cloneAttrs(obs.Attrs)
+		acct.Raw = obs.Raw
+		acct.EmailVerified = obs.EmailVerified || src.TrustEmails
+	}
 	acct.Hash = hash
 	acct.Active = !obs.Inactive && !obs.Removed
 	acct.Removed = obs.Removed

@@ -205,3 +205,27 @@ func BenchmarkAuditVerify(b *testing.B) {
 		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/verify")
 	})
 }
+
+// BenchmarkApplyNewIdentityConcurrent is BenchmarkApplyNewIdentity from 16
+// goroutines (as 16 SCIM clients or logins at once).
+func BenchmarkApplyNewIdentityConcurrent(b *testing.B) {
+	benchBackends(b, func(b *testing.B, db *storage.DB) {
+		e, src := benchFixture(b, db)
+		ctx := context.Background()
+		var n atomic.Int64
+		b.SetParallelism(8) // × GOMAXPROCS (2 here) = 16 goroutines
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := int(n.Add(1))
+				obs := engine.Observation{SourceID: src.ID, Key: "k" + strconv.Itoa(i), Attrs: twelveAttrs(i), Groups: []string{"eng", "all"}}
+				r, err := e.Apply(ctx, obs)
+				if err != nil || r.Outcome != engine.OutcomeCreated {
+					b.Errorf("apply: %v %v", r.Outcome, err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "obs/s")
+	})
+}

@@ -248,3 +248,24 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// SerializedWrites reports whether write transactions run one at a time
+// (SQLite); the engine then groups concurrent applies into one commit.
+func (s *DB) SerializedWrites() bool { return s.dialect == SQLite }
+
+// Savepoint, RollbackTo and Release let the engine undo one observation of
+// a grouped transaction.
+func (c txConn) Savepoint(ctx context.Context, name string) error {
+	_, err := c.x.ExecContext(ctx, "SAVEPOINT "+name)
+	return mapErr(err)
+}
+
+func (c txConn) RollbackTo(ctx context.Context, name string) error {
+	_, err := c.x.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name)
+	return mapErr(err)
+}
+
+func (c txConn) Release(ctx context.Context, name string) error {
+	_, err := c.x.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+	return mapErr(err)
+}
