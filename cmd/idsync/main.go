@@ -179,6 +179,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			a.out = cmd.OutOrStdout()
 			if a.output != "text" && a.output != "json" {
 				return fmt.Errorf("--output %q is not text or json", a.output)
 			}
