@@ -193,13 +193,16 @@ func (s *DB) lockedExec(ctx context.Context, stmt string) error {
 	return mapErr(tx.Commit())
 }
 
-var sqliteOnly = regexp.MustCompile(`/\*sqlite:([^*]*)\*/`)
+var (
+	sqliteOnly = regexp.MustCompile(`/\*sqlite:([^*]*)\*/`)
+	pgOnly     = regexp.MustCompile(`/\*pg:([^*]*)\*/`)
+)
 
-// dialectSQL turns "/*sqlite:X*/" into X on SQLite; PostgreSQL reads it as
-// a comment.
+// dialectSQL turns "/*sqlite:X*/" into X on SQLite and "/*pg:X*/" into X
+// on PostgreSQL; each dialect reads the other's markers as comments.
 func dialectSQL(src string, d Dialect) string {
-	if d != SQLite {
-		return src
+	if d == SQLite {
+		return sqliteOnly.ReplaceAllString(src, "$1")
 	}
-	return sqliteOnly.ReplaceAllString(src, "$1")
+	return pgOnly.ReplaceAllString(src, "$1")
 }

@@ -1,8 +1,9 @@
 -- idsync graph, first version. Runs unchanged on SQLite and PostgreSQL.
 -- Times are Unix microseconds (UTC) in BIGINT columns; JSON is kept as TEXT
 -- exactly as written (so what a source sent reads back byte for byte).
--- "/*sqlite:X*/" is X on SQLite and a comment on PostgreSQL: tables keyed by
--- text IDs are WITHOUT ROWID there, which saves an index write per row.
+-- "/*sqlite:X*/" is X on SQLite only and "/*pg:X*/" X on PostgreSQL only.
+-- Tables of small rows keyed by text are WITHOUT ROWID on SQLite (one b-tree
+-- instead of table + key index); tables of large rows keep the rowid.
 
 CREATE TABLE organizations (
     id           TEXT PRIMARY KEY,
@@ -59,7 +60,7 @@ CREATE TABLE identities (
     updated_at           BIGINT NOT NULL,
     first_login_at       BIGINT,
     last_login_at        BIGINT
-) /*sqlite:WITHOUT ROWID*/;
+);
 CREATE INDEX identities_email ON identities (email_norm);
 CREATE INDEX identities_user_name ON identities (user_name_norm);
 CREATE INDEX identities_external_id ON identities (external_id_norm);
@@ -82,7 +83,7 @@ CREATE TABLE accounts (
     last_seen      BIGINT NOT NULL,
     changed_at     BIGINT NOT NULL,
     UNIQUE (source_id, source_key)
-) /*sqlite:WITHOUT ROWID*/;
+);
 CREATE INDEX accounts_identity ON accounts (identity_id);
 
 CREATE TABLE org_groups (
@@ -129,12 +130,12 @@ CREATE TABLE conflicts (
     resolved_by TEXT NOT NULL DEFAULT '',
     created_at  BIGINT NOT NULL,
     resolved_at BIGINT
-) /*sqlite:WITHOUT ROWID*/;
+);
 CREATE UNIQUE INDEX conflicts_open ON conflicts (source_id, source_key) WHERE status = 'open';
 CREATE INDEX conflicts_org ON conflicts (org_id, status);
 
 CREATE TABLE audit_events (
-    seq            BIGINT PRIMARY KEY,
+    seq            /*sqlite:INTEGER*//*pg:BIGINT*/ PRIMARY KEY, -- the rowid on SQLite
     id             TEXT NOT NULL,
     at             BIGINT NOT NULL,
     org_id         TEXT NOT NULL DEFAULT '',
@@ -149,7 +150,7 @@ CREATE TABLE audit_events (
     correlation_id TEXT NOT NULL DEFAULT '',
     prev_hash      TEXT NOT NULL,
     hash           TEXT NOT NULL
-) /*sqlite:WITHOUT ROWID*/;
+);
 CREATE INDEX audit_events_org ON audit_events (org_id, seq);
 CREATE INDEX audit_events_identity ON audit_events (identity_id, seq);
 
@@ -193,7 +194,7 @@ CREATE TABLE job_runs (
     counts      TEXT NOT NULL DEFAULT '{}',
     error       TEXT NOT NULL DEFAULT '',
     plan        TEXT
-) /*sqlite:WITHOUT ROWID*/;
+);
 CREATE INDEX job_runs_job ON job_runs (job_id, started_at);
 
 CREATE TABLE tokens (
