@@ -51,34 +51,71 @@ func (c conn) q(query string) string {
 // on that connection, so the hot paths skip SQL parsing (measured: a third
 // of the cost of a new identity on SQLite).
 type stmtCache struct {
-	pool *sqlx.DB
-	mu   sync.RWMutex
-	m    map[string]*sqlx.Stmt
+	pool   *sqlx.DB
+	mu     sync.RWMutex
+	m      map[string]*sqlx.Stmt
+	wanted map[string]bool // run unprepared by a transaction: prepare after it
+	closed bool
 }
 
 const maxCachedStmts = 512
 
-func (sc *stmtCache) get(ctx context.Context, q string) (*sqlx.Stmt, error) {
+func (sc *stmtCache) lookup(q string) (st *sqlx.Stmt, full bool) {
 	sc.mu.RLock()
-	st, ok := sc.m[q]
-	sc.mu.RUnlock()
-	if ok {
-		return st, nil
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if st, ok := sc.m[q]; ok {
-		return st, nil
-	}
-	if len(sc.m) >= maxCachedStmts {
-		return nil, nil // a query built with many shapes: run it unprepared
+	defer sc.mu.RUnlock()
+	return sc.m[q], len(sc.m) >= maxCachedStmts
+}
+
+// get returns the statement for q, preparing it on the pool on a miss; nil
+// means run the query text directly. Preparing takes a pooled connection,
+// so only callers that hold none may call get, and it runs outside the
+// lock so that transactions can still look statements up meanwhile.
+func (sc *stmtCache) get(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	if st, full := sc.lookup(q); st != nil || full {
+		return st, nil // full: a query built with many shapes, run unprepared
 	}
 	st, err := sc.pool.PreparexContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if old, ok := sc.m[q]; ok || sc.closed {
+		st.Close()
+		return old, nil
+	}
 	sc.m[q] = st
 	return st, nil
+}
+
+// want notes a query a transaction ran unprepared. A transaction must not
+// wait for a second connection to prepare it: with the pool taken by
+// writers waiting for this one's locks, it would never get one.
+func (sc *stmtCache) want(q string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.wanted == nil {
+		sc.wanted = map[string]bool{}
+	}
+	sc.wanted[q] = true
+}
+
+// prepareWanted prepares what transactions wanted; InTx calls it once its
+// transaction has given the connection back. A failure leaves a query
+// unprepared until a transaction wants it again.
+func (sc *stmtCache) prepareWanted(ctx context.Context) {
+	sc.mu.Lock()
+	qs := make([]string, 0, len(sc.wanted))
+	for q := range sc.wanted {
+		qs = append(qs, q)
+	}
+	clear(sc.wanted)
+	sc.mu.Unlock()
+	for _, q := range qs {
+		if _, err := sc.get(ctx, q); err != nil {
+			return
+		}
+	}
 }
 
 func (sc *stmtCache) close() {
@@ -88,6 +125,7 @@ func (sc *stmtCache) close() {
 		st.Close()
 	}
 	sc.m = map[string]*sqlx.Stmt{}
+	sc.closed = true
 }
 
 // stmt returns the cached statement for query, bound to the transaction
@@ -96,14 +134,18 @@ func (c conn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if c.cache == nil {
 		return nil, nil
 	}
-	st, err := c.cache.get(ctx, c.q(query))
-	if err != nil || st == nil {
-		return nil, err
+	q := c.q(query)
+	if c.tx == nil {
+		return c.cache.get(ctx, q)
 	}
-	if c.tx != nil {
-		return c.tx.StmtxContext(ctx, st), nil
+	st, full := c.cache.lookup(q)
+	if st == nil {
+		if !full {
+			c.cache.want(q)
+		}
+		return nil, nil
 	}
-	return st, nil
+	return c.tx.StmtxContext(ctx, st), nil
 }
 
 func (c conn) exec(ctx context.Context, what, query string, args ...any) (sql.Result, error) {

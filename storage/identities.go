@@ -60,9 +60,18 @@ func norm(a engine.Attrs, k string) *string {
 	return &v
 }
 
+// Identity reads an identity. Inside a PostgreSQL transaction it locks the
+// row until the transaction ends: the engine reads a person in order to
+// write them, and concurrent writers of one person then take turns instead
+// of failing their version check and rerunning until they give up. (SQLite
+// write transactions already run one at a time.)
 func (c conn) Identity(ctx context.Context, id string) (engine.Identity, error) {
+	q := `SELECT ` + identityCols + ` FROM identities WHERE id = ?`
+	if c.tx != nil && c.d == Postgres {
+		q += ` FOR UPDATE`
+	}
 	var r identityRow
-	err := c.get(ctx, "identity "+id, &r, `SELECT `+identityCols+` FROM identities WHERE id = ?`, id)
+	err := c.get(ctx, "identity "+id, &r, q, id)
 	return r.identity(), err
 }
 

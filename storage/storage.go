@@ -171,6 +171,7 @@ func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("begin: %w", mapErr(err))
 	}
+	defer s.cache.prepareWanted(ctx) // after the connection went back
 	defer func() {
 		if p := recover(); p != nil {
 			tx.Rollback()

@@ -1,0 +1,273 @@
+package storagetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/idsync/idsync/engine"
+)
+
+const snapN = 20
+
+// fullSync applies a snapshot of snapN entries to the LDAP source and
+// returns the identity of each entry by key.
+func fullSync(t *testing.T, f *Fixture) map[string]string {
+	t.Helper()
+	p, err := f.Snapshot(f.LDAP, stream(entries(snapN), nil), engine.SnapshotOptions{})
+	if err != nil {
+		t.Fatalf("full sync: %v", err)
+	}
+	if p.Counts.Seen != snapN || p.Counts.Created != snapN || p.Counts.Errors != 0 {
+		t.Fatalf("full sync counts %+v, want %d seen and created", p.Counts, snapN)
+	}
+	ids := map[string]string{}
+	for _, o := range entries(snapN) {
+		ids[o.Key] = f.Account(f.LDAP.ID, o.Key).IdentityID
+	}
+	return ids
+}
+
+// states counts the identities in each state.
+func (f *Fixture) states() map[engine.State]int {
+	f.T.Helper()
+	ids, err := f.DB.Identities(bg, engine.IdentityFilter{OrgID: f.Org.ID, Limit: 1000})
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	out := map[engine.State]int{}
+	for _, i := range ids {
+		out[i.State]++
+	}
+	return out
+}
+
+// nobodyRemoved checks that every entry of the full sync is still live and
+// active and that no removal was audited after seq.
+func nobodyRemoved(t *testing.T, f *Fixture, seq int64) {
+	t.Helper()
+	if n, err := f.DB.CountAccounts(bg, f.LDAP.ID, true); err != nil || n != snapN {
+		t.Errorf("live LDAP accounts %d (%v), want %d", n, err, snapN)
+	}
+	if s := f.states(); s[active] != snapN || len(s) != 1 {
+		t.Errorf("states %v, want %d active", s, snapN)
+	}
+	noActions(t, f.Events(seq), "account.removed", "identity.deprovisioned")
+}
+
+var _ = register(
+	Case{"a full snapshot creates every entry", func(t *testing.T, f *Fixture) {
+		seq := f.AuditSeq()
+		ids := fullSync(t, f)
+		distinct := map[string]bool{}
+		for _, id := range ids {
+			distinct[id] = true
+		}
+		if len(distinct) != snapN || f.Count("identities", "") != snapN {
+			t.Errorf("%d distinct identities, %d rows; want %d", len(distinct), f.Count("identities", ""), snapN)
+		}
+		evs := f.Events(seq)
+		if n := len(Of(evs, "identity.created")); n != snapN {
+			t.Errorf("%d identity.created events, want %d", n, snapN)
+		}
+		for _, e := range Of(evs, "identity.created") {
+			if e.Channel != engine.ChannelLDAP || e.SourceID != f.LDAP.ID {
+				t.Errorf("event %+v: want channel ldap from the LDAP source", e)
+				break
+			}
+		}
+		if r := f.Verify(); !r.OK {
+			t.Errorf("audit after a paged snapshot: %+v", r)
+		}
+	}},
+
+	Case{"an identical second snapshot writes nothing", func(t *testing.T, f *Fixture) {
+		fullSync(t, f)
+		seq := f.AuditSeq()
+		p, err := f.Snapshot(f.LDAP, stream(entries(snapN), nil), engine.SnapshotOptions{})
+		if err != nil {
+			t.Fatalf("second snapshot: %v", err)
+		}
+		if p.Counts.Unchanged != snapN || p.Counts.Seen != snapN || p.Counts.Created+p.Counts.Updated+p.Counts.Removed != 0 {
+			t.Errorf("counts %+v, want %d unchanged", p.Counts, snapN)
+		}
+		if got := f.AuditSeq(); got != seq {
+			t.Errorf("an identical snapshot wrote events: %v", Actions(f.Events(seq)))
+		}
+		if len(p.Removals) != 0 {
+			t.Errorf("removals %v", p.Removals)
+		}
+	}},
+
+	Case{"a snapshot missing one of twenty entries removes it", func(t *testing.T, f *Fixture) {
+		ids := fullSync(t, f)
+		gone := ids["e-07"]
+		seq := f.AuditSeq()
+		p, err := f.Snapshot(f.LDAP, stream(entries(snapN, 7), nil), engine.SnapshotOptions{})
+		if err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		if !slices.Equal(p.Removals, []string{"e-07"}) || p.Counts.Removed != 1 || p.Counts.Unchanged != snapN-1 {
+			t.Errorf("plan removals %v counts %+v, want e-07 removed, %d unchanged", p.Removals, p.Counts, snapN-1)
+		}
+		evs := f.Events(seq)
+		for _, a := range []string{"account.removed", "identity.deprovisioned"} {
+			got := Of(evs, a)
+			if len(got) != 1 || got[0].IdentityID != gone {
+				t.Errorf("%s events %+v, want one for %s", a, got, gone)
+			}
+		}
+		if s := f.State(gone); s != deprovisioned {
+			t.Errorf("removed entry: %q, want deprovisioned", s)
+		}
+		if !f.Account(f.LDAP.ID, "e-07").Removed {
+			t.Errorf("account e-07 not marked removed")
+		}
+		if s := f.states(); s[active] != snapN-1 {
+			t.Errorf("states %v, want %d active", s, snapN-1)
+		}
+		// The removed person keeps their last known record.
+		if e := f.Identity(gone).Attrs["email"]; e != "e07@acme.test" {
+			t.Errorf("removed person's email = %q, want e07@acme.test", e)
+		}
+	}},
+
+	Case{"a snapshot missing half the entries is quarantined and removes nobody", func(t *testing.T, f *Fixture) {
+		fullSync(t, f)
+		seq := f.AuditSeq()
+		var skip []int
+		for i := range snapN / 2 {
+			skip = append(skip, 2*i)
+		}
+		p, err := f.Snapshot(f.LDAP, stream(entries(snapN, skip...), nil), engine.SnapshotOptions{})
+		if !errors.Is(err, engine.ErrQuarantined) {
+			t.Fatalf("err = %v, want ErrQuarantined", err)
+		}
+		if len(p.Removals) != snapN/2 {
+			t.Errorf("plan lists %d removals, want %d", len(p.Removals), snapN/2)
+		}
+		nobodyRemoved(t, f, seq)
+	}},
+
+	Case{"an empty snapshot removes nobody", func(t *testing.T, f *Fixture) {
+		fullSync(t, f)
+		seq := f.AuditSeq()
+		_, err := f.Snapshot(f.LDAP, stream(nil, nil), engine.SnapshotOptions{Threshold: -1})
+		if err == nil {
+			t.Fatal("an empty snapshot of a populated source succeeded")
+		}
+		if !errors.Is(err, engine.ErrQuarantined) {
+			t.Errorf("err = %v, want ErrQuarantined", err)
+		}
+		nobodyRemoved(t, f, seq)
+	}},
+
+	Case{"a snapshot stream that fails midway removes nobody", func(t *testing.T, f *Fixture) {
+		fullSync(t, f)
+		seq := f.AuditSeq()
+		broken := errors.New("ldap: connection reset")
+		_, err := f.Snapshot(f.LDAP, stream(entries(5), broken), engine.SnapshotOptions{PageSize: 2, Threshold: -1})
+		if !errors.Is(err, broken) {
+			t.Fatalf("err = %v, want the stream's error", err)
+		}
+		nobodyRemoved(t, f, seq)
+	}},
+
+	Case{"a dry-run snapshot plans without writing", func(t *testing.T, f *Fixture) {
+		seq := f.AuditSeq()
+		p, err := f.Snapshot(f.LDAP, stream(entries(5), nil), engine.SnapshotOptions{DryRun: true})
+		if err != nil {
+			t.Fatalf("dry run: %v", err)
+		}
+		if p.Counts.Created != 5 || p.Events["identity.created"] != 5 {
+			t.Errorf("plan counts %+v events %v, want 5 created", p.Counts, p.Events)
+		}
+		if f.AuditSeq() != seq || f.Count("identities", "") != 0 || f.Count("accounts", "") != 0 {
+			t.Errorf("a dry run wrote: head %d→%d, %d identities, %d accounts",
+				seq, f.AuditSeq(), f.Count("identities", ""), f.Count("accounts", ""))
+		}
+
+		ids := fullSync(t, f)
+		seq = f.AuditSeq()
+		obs := append(entries(snapN, 3), entry(99))
+		p, err = f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{DryRun: true})
+		if err != nil {
+			t.Fatalf("dry run: %v", err)
+		}
+		if !slices.Equal(p.Removals, []string{"e-03"}) || p.Counts.Removed != 1 || p.Counts.Created != 1 ||
+			p.Counts.Unchanged != snapN-1 {
+			t.Errorf("plan removals %v counts %+v, want e-03 removed, 1 created", p.Removals, p.Counts)
+		}
+		if p.Events["identity.deprovisioned"] != 1 {
+			t.Errorf("plan events %v, want one identity.deprovisioned", p.Events)
+		}
+		if f.AuditSeq() != seq {
+			t.Errorf("a dry run wrote events %v", Actions(f.Events(seq)))
+		}
+		if f.State(ids["e-03"]) != active || f.Account(f.LDAP.ID, "e-03").Removed {
+			t.Errorf("a dry run removed e-03")
+		}
+		if _, ok, _ := f.DB.AccountByKey(bg, f.LDAP.ID, "e-99"); ok || f.Count("identities", "") != snapN {
+			t.Errorf("a dry run created e-99")
+		}
+	}},
+
+	Case{"a removed entry reappearing reactivates the same identity", func(t *testing.T, f *Fixture) {
+		ids := fullSync(t, f)
+		if _, err := f.Snapshot(f.LDAP, stream(entries(snapN, 11), nil), engine.SnapshotOptions{}); err != nil {
+			t.Fatalf("snapshot without e-11: %v", err)
+		}
+		if f.State(ids["e-11"]) != deprovisioned {
+			t.Fatalf("e-11 not deprovisioned")
+		}
+		seq := f.AuditSeq()
+		p, err := f.Snapshot(f.LDAP, stream(entries(snapN), nil), engine.SnapshotOptions{})
+		if err != nil {
+			t.Fatalf("snapshot with e-11 back: %v", err)
+		}
+		if p.Counts.Unchanged != snapN-1 || p.Counts.Created != 0 {
+			t.Errorf("counts %+v", p.Counts)
+		}
+		if a := f.Account(f.LDAP.ID, "e-11"); a.IdentityID != ids["e-11"] || a.Removed || !a.Active {
+			t.Errorf("account e-11 = %+v, want live on %s", a, ids["e-11"])
+		}
+		if s := f.State(ids["e-11"]); s != active {
+			t.Errorf("e-11: %q, want active", s)
+		}
+		evs := f.Events(seq)
+		wantActions(t, evs, "account.restored", "identity.reactivated")
+		noActions(t, evs, "identity.created", "account.linked")
+		if n := f.Count("identities", ""); n != snapN {
+			t.Errorf("%d identities, want %d", n, snapN)
+		}
+	}},
+
+	Case{"invalid snapshot entries are counted and skipped", func(t *testing.T, f *Fixture) {
+		obs := entries(6)
+		p, err := f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{})
+		if err != nil || p.Counts.Created != 6 {
+			t.Fatalf("first snapshot: %+v, %v", p.Counts, err)
+		}
+		bad := obs[3]
+		bad.Attrs = person("e03", "email", "not-an-email")
+		obs[3] = bad
+		obs = append(obs, engine.Observation{Key: "e-50", Attrs: engine.Attrs{"bad name": "x"}}, entry(51))
+		seq := f.AuditSeq()
+		p, err = f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{})
+		if !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("err = %v, want one wrapping ErrInvalid", err)
+		}
+		if p.Counts.Errors != 2 || p.Counts.Seen != 8 || p.Counts.Created != 1 || p.Counts.Unchanged != 5 {
+			t.Errorf("counts %+v, want 2 errors, 1 created, 5 unchanged of 8", p.Counts)
+		}
+		if _, ok, _ := f.DB.AccountByKey(bg, f.LDAP.ID, "e-50"); ok {
+			t.Errorf("an invalid entry was stored")
+		}
+		// An entry the snapshot held, if invalid, is not missing: no removal.
+		if a := f.Account(f.LDAP.ID, "e-03"); a.Removed || a.Attrs["email"] != "e03@acme.test" {
+			t.Errorf("account e-03 = %+v, want untouched", a)
+		}
+		noActions(t, f.Events(seq), "account.removed")
+		f.Account(f.LDAP.ID, "e-51")
+	}},
+)
