@@ -387,3 +387,15 @@ func TestMatchConflictReasonsDiffer(t *testing.T) {
 		})
 	}
 }
+
+// A candidate listed twice (once per matching account row) holds the source
+// if any of its rows says so, whatever the order.
+func TestMatchRepeatedCandidateHoldingSource(t *testing.T) {
+	for _, order := range [][]reconcile.Candidate{{cand("X"), holder("X")}, {holder("X"), cand("X")}} {
+		in := reconcile.MatchInput{Attrs: reconcile.Attrs{reconcile.AttrUserName: "ada"},
+			Rules: []string{reconcile.AttrUserName}, Candidates: map[string][]reconcile.Candidate{reconcile.AttrUserName: order}}
+		if got := reconcile.Match(in); got.Kind != reconcile.MatchConflict {
+			t.Errorf("candidates %v: kind %s, want conflict", order, got.Kind)
+		}
+	}
+}
