@@ -174,17 +174,26 @@ var (
 // RunJob runs a job now (scheduled: only if still due once the lease is
 // held, so two processes never run one tick twice) and records the run.
 func (s *Scheduler) RunJob(ctx context.Context, jobID string, dryRun, scheduled bool) (JobRun, error) {
-	now := s.e.now()
-	ok, err := s.e.store.TryLease(ctx, jobID, s.owner, now, now.Add(s.lease))
-	if err != nil {
-		return JobRun{}, err
-	}
-	if !ok {
+	// In this process first (the lease treats its own owner as a renewal),
+	// then across processes.
+	s.mu.Lock()
+	if s.running[jobID] {
+		s.mu.Unlock()
 		return JobRun{}, fmt.Errorf("job %s: %w", jobID, ErrBusy)
 	}
-	s.mu.Lock()
 	s.running[jobID] = true
 	s.mu.Unlock()
+	now := s.e.now()
+	ok, err := s.e.store.TryLease(ctx, jobID, s.owner, now, now.Add(s.lease))
+	if err != nil || !ok {
+		s.mu.Lock()
+		delete(s.running, jobID)
+		s.mu.Unlock()
+		if err != nil {
+			return JobRun{}, err
+		}
+		return JobRun{}, fmt.Errorf("job %s: %w", jobID, ErrBusy)
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.running, jobID)

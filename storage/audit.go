@@ -56,6 +56,22 @@ func (c conn) OpenConflictByKey(ctx context.Context, sourceID, key string) (engi
 	return r.conflict(), err == nil, err
 }
 
+// OpenConflictByKey inside a transaction first asks, once per source,
+// whether the source has any open conflict at all (most have none).
+func (c txConn) OpenConflictByKey(ctx context.Context, sourceID, key string) (engine.Conflict, bool, error) {
+	if !c.memo.noConflicts[sourceID] {
+		var n int
+		if err := c.get(ctx, "open conflicts", &n, `SELECT COUNT(*) FROM conflicts WHERE source_id = ? AND status = 'open'`, sourceID); err != nil {
+			return engine.Conflict{}, false, err
+		}
+		if n > 0 {
+			return c.conn.OpenConflictByKey(ctx, sourceID, key)
+		}
+		c.memo.noConflicts[sourceID] = true
+	}
+	return engine.Conflict{}, false, nil
+}
+
 func (c conn) Conflicts(ctx context.Context, orgID, status string) ([]engine.Conflict, error) {
 	q := `SELECT ` + conflictCols + ` FROM conflicts WHERE org_id = ?`
 	args := []any{orgID}
@@ -75,6 +91,7 @@ func (c conn) Conflicts(ctx context.Context, orgID, status string) ([]engine.Con
 }
 
 func (c txConn) InsertConflict(ctx context.Context, x engine.Conflict) error {
+	delete(c.memo.noConflicts, x.SourceID)
 	_, err := c.exec(ctx, "open conflict", `INSERT INTO conflicts (`+conflictCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		x.ID, x.OrgID, x.SourceID, x.Key, x.Rule, x.Reason, jsonOf(nonNil(x.Candidates)), jsonOf(x.Observation), x.Status,
 		x.Resolution, x.ResolvedBy, tsOf(x.CreatedAt), tsOf(x.ResolvedAt))

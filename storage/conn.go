@@ -27,7 +27,24 @@ type conn struct {
 }
 
 // txConn is a conn inside a transaction: it also has the write methods.
-type txConn struct{ conn }
+type txConn struct {
+	conn
+	memo *txMemo
+}
+
+// txMemo remembers, for one transaction, reads that its own writes keep
+// true: the groups it looked up or created, and the sources known to have
+// no open conflict. A snapshot page or a group commit applies hundreds of
+// observations in one transaction; these lookups then cost one query
+// each instead of one per observation.
+type txMemo struct {
+	groups      map[string]engine.Group // org ID + "\x00" + lower-case name
+	noConflicts map[string]bool         // source ID → no open conflict
+}
+
+func newTxMemo() *txMemo {
+	return &txMemo{groups: map[string]engine.Group{}, noConflicts: map[string]bool{}}
+}
 
 var _ engine.Tx = (*txConn)(nil)
 

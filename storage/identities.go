@@ -374,8 +374,15 @@ func (c conn) Groups(ctx context.Context, orgID string) ([]engine.Group, error) 
 }
 
 func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Time) (engine.Group, bool, error) {
+	memoKey := orgID + "\x00" + strings.ToLower(name)
+	if g, ok := c.memo.groups[memoKey]; ok {
+		return g, false, nil
+	}
 	var g groupRow
 	err := c.get(ctx, "group "+name, &g, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? AND name_norm = ?`, orgID, strings.ToLower(name))
+	if err == nil {
+		c.memo.groups[memoKey] = g.group()
+	}
 	if err == nil || !isNotFound(err) {
 		return g.group(), false, err
 	}
@@ -387,7 +394,9 @@ func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Tim
 		}
 		return engine.Group{}, false, err
 	}
-	return engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}, true, nil
+	created := engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}
+	c.memo.groups[memoKey] = created
+	return created, true, nil
 }
 
 func (c conn) IdentityMemberships(ctx context.Context, identityID string) ([]engine.Membership, error) {

@@ -178,7 +178,7 @@ func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
 			panic(p)
 		}
 	}()
-	if err := fn(&txConn{conn{x: tx, d: s.dialect, tx: tx, cache: s.cache}}); err != nil {
+	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache}, memo: newTxMemo()}); err != nil {
 		tx.Rollback()
 		return err
 	}
