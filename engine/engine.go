@@ -126,7 +126,7 @@ type Result struct {
 // for SourceCacheTTL: they change rarely, and this process drops its cache
 // at once when it changes either. Other processes see a change within the
 // TTL.
-func (e *Engine) source(ctx context.Context, id string) (Source, Organization, error) {
+func (e *Engine) source(ctx context.Context, r Reader, id string) (Source, Organization, error) {
 	now := time.Now()
 	e.mu.Lock()
 	c, ok := e.sources[id]
@@ -134,11 +134,13 @@ func (e *Engine) source(ctx context.Context, id string) (Source, Organization, e
 	if ok && now.Sub(c.at) < e.opts.SourceCacheTTL {
 		return c.src, c.org, nil
 	}
-	s, err := e.store.Source(ctx, id)
+	// Inside a transaction r is the transaction: never wait for a second
+	// pooled connection while holding one.
+	s, err := r.Source(ctx, id)
 	if err != nil {
 		return Source{}, Organization{}, err
 	}
-	o, err := e.store.Organization(ctx, s.OrgID)
+	o, err := r.Organization(ctx, s.OrgID)
 	if err != nil {
 		return Source{}, Organization{}, fmt.Errorf("organization of source %q: %w", s.Name, err)
 	}
@@ -181,7 +183,7 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 	if err := obs.Validate(); err != nil {
 		return Result{Outcome: "invalid"}, err
 	}
-	src, _, err := e.source(ctx, obs.SourceID)
+	src, _, err := e.source(ctx, e.store, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("apply to source %q: %w", obs.SourceID, err)
 	}
@@ -307,7 +309,7 @@ func (e *Engine) applyTx(ctx context.Context, tx Tx, obs Observation, hash strin
 }
 
 func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent) (Result, error) {
-	src, org, err := e.source(ctx, obs.SourceID)
+	src, org, err := e.source(ctx, tx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("source %q: %w", obs.SourceID, err)
 	}

@@ -96,12 +96,18 @@ func (sc *stmtCache) get(ctx context.Context, q string) (*sqlx.Stmt, error) {
 		return nil, err
 	}
 	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if old, ok := sc.m[q]; ok || sc.closed {
+	old, dup := sc.m[q]
+	if !dup && !sc.closed {
+		sc.m[q] = st
+	}
+	closed := sc.closed
+	sc.mu.Unlock()
+	if dup || closed {
+		// Closing needs the statement's connections, which a transaction
+		// waiting for sc.mu may hold: never close under the lock.
 		st.Close()
 		return old, nil
 	}
-	sc.m[q] = st
 	return st, nil
 }
 

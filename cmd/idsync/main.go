@@ -90,8 +90,11 @@ type app struct {
 	listen   string
 	output   string
 	cfg      Config
-	log      *slog.Logger
-	out      io.Writer
+	// publicURL is baseURL as configured (empty if not), for handlers that
+	// can derive it from the request instead.
+	publicURL string
+	log       *slog.Logger
+	out       io.Writer
 }
 
 func (a *app) loadConfig() error {
@@ -123,6 +126,7 @@ func (a *app) loadConfig() error {
 	if a.listen != "" {
 		a.cfg.Listen = a.listen
 	}
+	a.publicURL = a.cfg.BaseURL // as configured: JIT falls back to each request's host
 	if a.cfg.BaseURL == "" {
 		a.cfg.BaseURL = "http://" + a.cfg.Listen
 	}
@@ -190,7 +194,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.database, "database", "", "SQLite path or postgres:// URL (env IDSYNC_DATABASE; default idsync.db)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(serveCmd(a), migrateCmd(a), orgCmd(a), domainCmd(a), sourceCmd(a), tokenCmd(a),
-		personCmd(a), conflictCmd(a), jobCmd(a), auditCmd(a), planCmd(a))
+		personCmd(a), conflictCmd(a), withPullJobCommands(a, jobCmd(a)), auditCmd(a), planCmd(a), scimCmd(a), connectionCmd(a),
+		compareCmd(a), eventsCmd(a), webhookCmd(a), inviteCmd(a))
 	return root
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idsync/idsync/engine"
+	"github.com/idsync/idsync/scim"
 	"github.com/idsync/idsync/storage"
 )
 
@@ -110,7 +111,7 @@ func instrument(mux *http.ServeMux, m *metrics, log *slog.Logger) http.Handler {
 
 // newServer builds the HTTP handler: health, readiness, metrics and the
 // mount points of the protocol packages (/scim/v2/, /login/, /api/v1/).
-func newServer(db *storage.DB, e *engine.Engine, m *metrics, log *slog.Logger) http.Handler {
+func newServer(db *storage.DB, e *engine.Engine, m *metrics, baseURL string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -125,7 +126,7 @@ func newServer(db *storage.DB, e *engine.Engine, m *metrics, log *slog.Logger) h
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(db.Dialect())})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	for _, mnt := range mounts(e, log) {
+	for _, mnt := range mounts(e, baseURL, log) {
 		mux.Handle(mnt.pattern, mnt.handler)
 	}
 	return instrument(mux, m, log)
@@ -139,8 +140,14 @@ type mount struct {
 
 // mounts lists the protocol endpoints; each package (scim, jit, the admin
 // API) adds its handler here as it lands.
-func mounts(e *engine.Engine, log *slog.Logger) []mount {
-	return nil
+func mounts(e *engine.Engine, baseURL string, log *slog.Logger) []mount {
+	login := jitHandler(e, baseURL, log) // one handler for every JIT path
+	return []mount{
+		{pattern: scim.Prefix + "/", handler: scim.MustNew(e, scim.Options{Logger: log})},
+		{pattern: "/login/", handler: login}, {pattern: "/session", handler: login},
+		{pattern: "/logout", handler: login}, {pattern: "/api/v1/jit/", handler: login},
+		{pattern: "/api/v1/", handler: adminHandler(e, log)}, {pattern: "/console/", handler: consoleHandler(e, log)},
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -199,13 +206,14 @@ func serveCmd(a *app) *cobra.Command {
 			registerRunners(sched)
 			schedCtx, stopSched := context.WithCancel(ctx)
 			sched.Start(schedCtx)
+			startAdmin(schedCtx, a, e, sched)
 
 			ln, err := net.Listen("tcp", a.cfg.Listen)
 			if err != nil {
 				stopSched()
 				return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 			}
-			srv := &http.Server{Handler: newServer(db, e, m, a.log), ReadHeaderTimeout: 10 * time.Second,
+			srv := &http.Server{Handler: newServer(db, e, m, a.publicURL, a.log), ReadHeaderTimeout: 10 * time.Second,
 				ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 			a.log.Info("idsync serving", "addr", ln.Addr().String(), "database", string(db.Dialect()))
 			errc := make(chan error, 1)
@@ -231,4 +239,6 @@ func serveCmd(a *app) *cobra.Command {
 }
 
 // registerRunners sets the job runners of the connectors this build has.
-func registerRunners(s *engine.Scheduler) {}
+func registerRunners(s *engine.Scheduler) {
+	registerPullRunners(s) // ldap, file, scim-pull: full and incremental (pull.go)
+}

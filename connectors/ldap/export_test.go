@@ -1,0 +1,4 @@
+package ldap
+
+// ParseRange exposes parseRange to the tests.
+var ParseRange = parseRange

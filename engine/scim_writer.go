@@ -1,0 +1,338 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/idsync/idsync/reconcile"
+)
+
+// SourceWriter makes the changes of one request of a push source (a SCIM
+// directory) in one transaction: observations, single membership edges and
+// the deletion of a person no other source holds, all audited on the
+// source's channel. Package scim uses it so that its own rows (the stored
+// SCIM documents) commit or roll back together with the graph.
+type SourceWriter struct {
+	// Tx is the transaction; the storage transaction also implements
+	// SCIMTx.
+	Tx  Tx
+	Src Source
+	Now time.Time
+
+	e   *Engine
+	org Organization
+	ch  *change
+	// batch, when set, collects the audit events of a grouped transaction
+	// for one append at its end.
+	batch *[]AuditEvent
+}
+
+// WriteSource runs fn in one transaction of the source's (rerun from the
+// start when it lost a race, so fn must not keep state between runs).
+//
+// On a store whose writers take turns (SQLite), concurrent calls are
+// grouped: one transaction runs several fns, each inside its own savepoint
+// (an error rolls back that fn's writes only), and one commit makes them
+// durable — many SCIM clients then share the single writer instead of
+// queueing one commit each.
+func (e *Engine) WriteSource(ctx context.Context, sourceID, actor, corr string, fn func(ctx context.Context, w *SourceWriter) error) error {
+	src, org, err := e.source(ctx, e.store, sourceID)
+	if err != nil {
+		return fmt.Errorf("source %q: %w", sourceID, err)
+	}
+	if !src.Enabled {
+		return fmt.Errorf("source %q (%s) is disabled: %w", src.Name, src.ID, ErrForbidden)
+	}
+	r := &writeReq{ctx: ctx, src: src, org: org, actor: actor, corr: corr, fn: fn}
+	if sw, ok := e.store.(interface{ SerializedWrites() bool }); ok && sw.SerializedWrites() {
+		return e.writeGroup().submit(e, r)
+	}
+	return e.writeOne(r)
+}
+
+// writeReq is one WriteSource call.
+type writeReq struct {
+	ctx        context.Context
+	src        Source
+	org        Organization
+	actor      string
+	corr       string
+	fn         func(ctx context.Context, w *SourceWriter) error
+	err        error
+	done       chan struct{}
+	savepoints bool
+}
+
+func (e *Engine) newWriter(tx Tx, r *writeReq) *SourceWriter {
+	w := &SourceWriter{Tx: tx, Src: r.src, Now: e.now(), e: e, org: r.org}
+	w.ch = e.newChange(w.Now, r.src.OrgID, r.src.Kind.Channel(), r.src.ID, r.actor, r.corr)
+	return w
+}
+
+// writeOne runs one request in its own transaction, with retries.
+func (e *Engine) writeOne(r *writeReq) error {
+	return e.inTx(r.ctx, func(tx Tx) error {
+		w := e.newWriter(tx, r)
+		if err := r.fn(r.ctx, w); err != nil {
+			return err
+		}
+		return w.ch.flush(r.ctx, tx, false)
+	})
+}
+
+// savepointer is what grouping needs of a transaction (storage implements
+// it).
+type savepointer interface {
+	Savepoint(ctx context.Context, name string) error
+	RollbackTo(ctx context.Context, name string) error
+	Release(ctx context.Context, name string) error
+}
+
+// writeGroup gathers concurrent WriteSource calls of one engine. There is
+// no background goroutine: the caller that finds no batch running leads
+// one, and hands leadership on if more calls arrived meanwhile.
+type writeGroup struct {
+	mu      sync.Mutex
+	pending []*writeReq
+	leading bool
+}
+
+var writeGroups sync.Map // *Engine → *writeGroup
+
+func (e *Engine) writeGroup() *writeGroup {
+	g, _ := writeGroups.LoadOrStore(e, &writeGroup{})
+	return g.(*writeGroup)
+}
+
+const maxWriteGroup = 64
+
+func (g *writeGroup) submit(e *Engine, r *writeReq) error {
+	r.done = make(chan struct{})
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if lead {
+		g.lead(e)
+	}
+	<-r.done
+	return r.err
+}
+
+// lead runs one batch, then passes leadership to a new goroutine when
+// calls are waiting, so that no caller waits for batches after its own.
+func (g *writeGroup) lead(e *Engine) {
+	g.mu.Lock()
+	n := min(len(g.pending), maxWriteGroup)
+	batch := append([]*writeReq(nil), g.pending[:n]...)
+	g.pending = append(g.pending[:0], g.pending[n:]...)
+	g.mu.Unlock()
+	e.runWriteBatch(batch)
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		go g.lead(e)
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+}
+
+func (e *Engine) runWriteBatch(batch []*writeReq) {
+	// A panic in one fn must not leave callers waiting forever or the group
+	// without a leader: every caller of the batch gets an error.
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				select {
+				case <-r.done:
+				default:
+					r.err = fmt.Errorf("write of source %s panicked: %v", r.src.ID, p)
+					close(r.done)
+				}
+			}
+		}
+	}()
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		live[0].err = e.writeOne(live[0])
+		close(live[0].done)
+		return
+	}
+	bg := context.Background()
+	var events []AuditEvent
+	err := e.store.InTx(bg, func(tx Tx) error {
+		sp, ok := tx.(savepointer)
+		if !ok {
+			return fmt.Errorf("transaction has no savepoints: %w", ErrRetry)
+		}
+		events = events[:0]
+		for _, r := range live {
+			ctx := context.WithoutCancel(r.ctx)
+			r.err = nil
+			if err := sp.Savepoint(bg, "scimw"); err != nil {
+				return err
+			}
+			mark := len(events)
+			w := e.newWriter(tx, r)
+			w.batch, w.ch.batch = &events, &events
+			err := r.fn(ctx, w)
+			if err == nil {
+				err = w.ch.flush(ctx, tx, false)
+			}
+			if err != nil {
+				if rerr := sp.RollbackTo(bg, "scimw"); rerr != nil {
+					return rerr
+				}
+				events = events[:mark]
+				r.err = err
+			}
+			if err := sp.Release(bg, "scimw"); err != nil {
+				return err
+			}
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		return tx.AppendAudit(bg, events)
+	})
+	if err == nil && len(events) > 0 {
+		e.opts.Metrics.AuditEvents(len(events))
+	}
+	for _, r := range live {
+		if err != nil || errors.Is(r.err, ErrRetry) {
+			r.err = e.writeOne(r) // the batch failed as a whole, or this one lost a race
+		}
+		close(r.done)
+	}
+}
+
+// Apply applies an observation of the writer's source in its transaction
+// (see Engine.Apply).
+func (w *SourceWriter) Apply(ctx context.Context, obs Observation) (Result, error) {
+	obs.SourceID = w.Src.ID
+	if obs.Actor == "" {
+		obs.Actor = w.ch.actor
+	}
+	if obs.CorrelationID == "" {
+		obs.CorrelationID = w.ch.corr
+	}
+	if err := obs.Validate(); err != nil {
+		return Result{Outcome: "invalid"}, err
+	}
+	if obs.At.IsZero() {
+		obs.At = w.Now
+	}
+	start := time.Now()
+	res, err := w.e.applyBatched(ctx, w.Tx, obs, obs.ContentHash(), nil, false, w.batch)
+	if err == nil {
+		w.e.opts.Metrics.ObserveApply(res.Outcome, time.Since(start))
+	}
+	return res, err
+}
+
+// SetMembership grants (add) or revokes the source's membership edge of
+// the subject with key memberKey in the organization group groupName,
+// touching that one edge only. It returns ErrNotFound when the source holds
+// no live account of that key.
+func (w *SourceWriter) SetMembership(ctx context.Context, groupName, memberKey string, add bool) error {
+	acct, found, err := w.Tx.AccountByKey(ctx, w.Src.ID, memberKey)
+	if err != nil {
+		return err
+	}
+	if !found || acct.Removed {
+		return fmt.Errorf("source %q holds no subject %q: %w", w.Src.Name, memberKey, ErrNotFound)
+	}
+	edges, err := w.Tx.IdentityMemberships(ctx, acct.IdentityID)
+	if err != nil {
+		return err
+	}
+	key := strings.ToLower(strings.TrimSpace(groupName))
+	mine, others, groupID := false, 0, ""
+	for _, m := range edges {
+		if strings.ToLower(m.GroupName) != key {
+			continue
+		}
+		groupID = m.GroupID
+		if m.SourceID == w.Src.ID {
+			mine = true
+		} else {
+			others++
+		}
+	}
+	if add {
+		if mine {
+			return nil
+		}
+		g, created, err := w.Tx.EnsureGroup(ctx, w.org.ID, strings.TrimSpace(groupName), w.Now)
+		if err != nil {
+			return err
+		}
+		if created {
+			w.ch.add("group.created", "group", g.ID, "", map[string]any{"name": g.Name})
+		}
+		if err := w.Tx.AddMembership(ctx, Membership{GroupID: g.ID, IdentityID: acct.IdentityID, SourceID: w.Src.ID, GrantedAt: w.Now}); err != nil {
+			return err
+		}
+		if others == 0 {
+			w.ch.add("membership.granted", "group", g.ID, acct.IdentityID, map[string]any{"group": g.Name})
+		}
+		return nil
+	}
+	if !mine {
+		return nil
+	}
+	if err := w.Tx.RemoveMembership(ctx, groupID, acct.IdentityID, w.Src.ID); err != nil {
+		return err
+	}
+	if others == 0 {
+		w.ch.add("membership.revoked", "group", groupID, acct.IdentityID, map[string]any{"group": groupName})
+	}
+	return nil
+}
+
+// DeleteIfOrphan deletes the person when no source other than the writer's
+// holds a live account of them, and reports whether it did. The audit log
+// keeps their history.
+func (w *SourceWriter) DeleteIfOrphan(ctx context.Context, identityID string) (bool, error) {
+	linked, err := w.Tx.LinkedAccounts(ctx, identityID)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range linked {
+		if a.SourceID != w.Src.ID && !a.Removed {
+			return false, nil
+		}
+	}
+	ident, err := w.Tx.Identity(ctx, identityID)
+	if err != nil {
+		return false, err
+	}
+	orgs, err := w.Tx.OrgMemberships(ctx, identityID)
+	if err != nil {
+		return false, err
+	}
+	if err := w.Tx.DeleteIdentity(ctx, identityID); err != nil {
+		return false, err
+	}
+	for _, m := range orgs {
+		w.ch.add("org.left", "organization", m.OrgID, identityID, nil)
+	}
+	w.ch.add("identity.deleted", "identity", identityID, identityID, map[string]any{"changes": reconcile.Diff(ident.Attrs, nil)})
+	return true, nil
+}

@@ -1,0 +1,55 @@
+package scim_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/idsync/idsync/storage"
+)
+
+// TestConcurrentWrites: concurrent creates (grouped into shared
+// transactions on SQLite) where every userName is sent twice: each name
+// gets exactly one 201 and one 409, a refused create leaves nothing
+// behind, and the audit chain verifies.
+func TestConcurrentWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newEnv(t, db)
+		const names = 40
+		var mu sync.Mutex
+		codes := map[string][]int{}
+		var wg sync.WaitGroup
+		// At most 12 at once: more can hit the stmtCache deadlock of
+		// package storage (see the report of issue 3), which is not this
+		// package's to fix.
+		sem := make(chan struct{}, 12)
+		for i := range names * 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				n := fmt.Sprintf("c%d@acme.test", i%names)
+				code, _, _ := e.call("POST", "/Users", userBody(n))
+				mu.Lock()
+				codes[n] = append(codes[n], code)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		for n, c := range codes {
+			if len(c) != 2 || c[0]+c[1] != 201+409 {
+				t.Errorf("%s: %v, want one 201 and one 409", n, c)
+			}
+		}
+		if got := e.f.Count("scim_resources", ""); got != names {
+			t.Fatalf("%d resources, want %d", got, names)
+		}
+		if got := e.f.Count("accounts", "source_id = ?", e.f.SCIM.ID); got != names {
+			t.Fatalf("%d accounts, want %d", got, names)
+		}
+		if r := e.f.Verify(); !r.OK {
+			t.Fatalf("audit chain: %+v", r)
+		}
+	})
+}
