@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,7 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/idsync/idsync/connectors/file"
+	"github.com/idsync/idsync/connectors/ldap"
+	"github.com/idsync/idsync/connectors/scimpull"
 	"github.com/idsync/idsync/engine"
+	"github.com/idsync/idsync/jit"
 	"github.com/idsync/idsync/storage"
 )
 
@@ -212,6 +217,9 @@ func sourceCmd(a *app) *cobra.Command {
 				}
 				s := engine.Source{OrgID: o.ID, Kind: engine.SourceKind(kind), Name: args[1], Priority: priority, Owns: owns,
 					TrustEmails: trust, Config: json.RawMessage(config)}
+				if err := validateSourceConfig(s.Kind, s.Config); err != nil {
+					return err
+				}
 				def := auth == ""
 				s.Authoritative = auth == "true"
 				s, err = e.CreateSource(ctx, a.admin(), s, def)
@@ -278,7 +286,7 @@ func sourceCmd(a *app) *cobra.Command {
 					if cmd.Flags().Changed("config") {
 						s.Config = json.RawMessage(config)
 					}
-					return nil
+					return validateSourceConfig(s.Kind, s.Config)
 				})
 				if err != nil {
 					return err
@@ -625,4 +633,27 @@ func planCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default from the file name)")
 	return cmd
+}
+
+// validateSourceConfig checks a source's config with the package that reads
+// it, so a broken config is refused when written, not at the first run.
+func validateSourceConfig(kind engine.SourceKind, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	var err error
+	switch kind {
+	case engine.KindLDAP:
+		_, err = ldap.ParseConfig(raw)
+	case engine.KindFile:
+		_, err = file.ParseConfig(raw)
+	case engine.KindSCIMPull:
+		_, err = scimpull.ParseConfig(raw)
+	case engine.KindSAML, engine.KindOIDC, engine.KindEmailDomain:
+		_, err = jit.ParseConfig(kind, raw)
+	}
+	if err != nil && !errors.Is(err, engine.ErrInvalid) {
+		err = fmt.Errorf("%w: %w", err, engine.ErrInvalid)
+	}
+	return err
 }
