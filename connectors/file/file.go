@@ -110,7 +110,7 @@ func Sync(ctx context.Context, e *engine.Engine, src engine.Source, full bool, o
 	}
 	defer f.Close()
 	opts.Upsert = !full || cfg.Mode == "upsert"
-	return e.PullSnapshot(ctx, src.ID, cfg.Observations(f), opts)
+	return e.ApplySnapshot(ctx, src.ID, cfg.Observations(f), opts)
 }
 
 // Runner returns the scheduler runner of full or incremental (upsert)

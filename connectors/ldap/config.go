@@ -1,7 +1,7 @@
 // Package ldap pulls people and their groups from an LDAP directory
 // (OpenLDAP, Active Directory, 389 DS and others) into the engine: a full
 // sync streams every user, page by page with the Simple Paged Results
-// control, into Engine.PullSnapshot (mark and sweep); an incremental sync
+// control, into Engine.ApplySnapshot (mark and sweep); an incremental sync
 // reads only entries changed since the job's watermark. It owns the LDAP
 // protocol, its config (Config) and the profiles' defaults. It must not
 // write to the database itself, decide lifecycle (the engine does), follow

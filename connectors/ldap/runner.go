@@ -18,7 +18,7 @@ import (
 //
 // Nothing is removed or deprovisioned when the directory cannot be
 // reached, refuses the bind, times out, answers with a referral or
-// answers nothing: the stream fails (or is empty) and PullSnapshot stops
+// answers nothing: the stream fails (or is empty) and ApplySnapshot stops
 // before any destructive write.
 func Sync(ctx context.Context, e *engine.Engine, src engine.Source, full bool, watermark string, opts engine.SnapshotOptions) (engine.Plan, string, error) {
 	started := time.Now()
@@ -46,7 +46,7 @@ func Sync(ctx context.Context, e *engine.Engine, src engine.Source, full bool, w
 		opts.Upsert = true
 	}
 	mark := watermark
-	plan, err := e.PullSnapshot(ctx, src.ID, c.Users(ctx, groups, watermark, &mark), opts)
+	plan, err := e.ApplySnapshot(ctx, src.ID, c.Users(ctx, groups, watermark, &mark), opts)
 	return plan, c.settleMark(mark, started), err
 }
 

@@ -346,7 +346,7 @@ func Sync(ctx context.Context, e *engine.Engine, src engine.Source, full bool, s
 		opts.Upsert = true
 	}
 	mark := since
-	plan, err := e.PullSnapshot(ctx, src.ID, c.Users(ctx, groups, since, &mark), opts)
+	plan, err := e.ApplySnapshot(ctx, src.ID, c.Users(ctx, groups, since, &mark), opts)
 	return plan, mark, err
 }
 
