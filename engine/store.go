@@ -112,9 +112,7 @@ type Tx interface {
 	EnsureGroup(ctx context.Context, orgID, name string, at time.Time) (g Group, created bool, err error)
 	AddMembership(ctx context.Context, m Membership) error
 	RemoveMembership(ctx context.Context, groupID, identityID, sourceID string) error
-	RemoveIdentityMemberships(ctx context.Context, identityID string) error
 	UpsertOrgMembership(ctx context.Context, m OrgMembership) error
-	DeleteOrgMembership(ctx context.Context, orgID, identityID string) error
 
 	InsertConflict(ctx context.Context, c Conflict) error
 	UpdateConflict(ctx context.Context, c Conflict) error

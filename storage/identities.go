@@ -429,11 +429,6 @@ func (c txConn) RemoveMembership(ctx context.Context, groupID, identityID, sourc
 	return err
 }
 
-func (c txConn) RemoveIdentityMemberships(ctx context.Context, identityID string) error {
-	_, err := c.exec(ctx, "remove memberships", `DELETE FROM group_memberships WHERE identity_id = ?`, identityID)
-	return err
-}
-
 type orgMembershipRow struct {
 	OrgID      string `db:"org_id"`
 	IdentityID string `db:"identity_id"`
@@ -474,10 +469,5 @@ func (c txConn) UpsertOrgMembership(ctx context.Context, m engine.OrgMembership)
 	_, err := c.exec(ctx, "org membership", `INSERT INTO org_memberships (org_id, identity_id, roles, granted_via, source_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_id, identity_id) DO UPDATE SET roles = excluded.roles`,
 		m.OrgID, m.IdentityID, jsonOf(nonNil(m.Roles)), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
-	return err
-}
-
-func (c txConn) DeleteOrgMembership(ctx context.Context, orgID, identityID string) error {
-	_, err := c.exec(ctx, "leave organization", `DELETE FROM org_memberships WHERE org_id = ? AND identity_id = ?`, orgID, identityID)
 	return err
 }
