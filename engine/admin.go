@@ -173,6 +173,8 @@ func (e *Engine) CreateSource(ctx context.Context, by Admin, s Source, defaultAu
 	}
 	if len(s.Config) > 0 && !json.Valid(s.Config) {
 		probs = append(probs, "config is not valid JSON")
+	} else if err := e.checkConfig(s); err != nil {
+		probs = append(probs, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error()))
 	}
 	if len(probs) > 0 {
 		return Source{}, fmt.Errorf("source: %s: %w", strings.Join(probs, "; "), ErrInvalid)
@@ -219,6 +221,9 @@ func (e *Engine) UpdateSource(ctx context.Context, by Admin, id string, fn func(
 		if len(s.Config) > 0 && !json.Valid(s.Config) {
 			return fmt.Errorf("source %s: config is not valid JSON: %w", s.Name, ErrInvalid)
 		}
+		if err := e.checkConfig(s); err != nil {
+			return fmt.Errorf("source %s: %s: %w", s.Name, strings.TrimSuffix(err.Error(), ": "+ErrInvalid.Error()), ErrInvalid)
+		}
 		s.ID, s.OrgID, s.Kind, s.UpdatedAt = before.ID, before.OrgID, before.Kind, e.now()
 		if err := tx.UpdateSource(ctx, s); err != nil {
 			return err
@@ -230,6 +235,18 @@ func (e *Engine) UpdateSource(ctx context.Context, by Admin, id string, fn func(
 	})
 	e.forgetSources()
 	return out, err
+}
+
+// checkConfig runs the configured validator of the source's kind.
+func (e *Engine) checkConfig(s Source) error {
+	if e.opts.CheckSourceConfig == nil || !s.Kind.Valid() {
+		return nil
+	}
+	cfg := s.Config
+	if len(cfg) == 0 {
+		cfg = json.RawMessage("{}")
+	}
+	return e.opts.CheckSourceConfig(s.Kind, cfg)
 }
 
 func sourceAttrs(s Source) Attrs {

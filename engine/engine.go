@@ -45,6 +45,10 @@ type Options struct {
 	SourceCacheTTL time.Duration
 	Logger         *slog.Logger
 	Metrics        Metrics
+	// CheckSourceConfig validates a source's Config for its kind when a
+	// source is created or changed (the composition root wires each
+	// connector's parser here); nil accepts any JSON.
+	CheckSourceConfig func(kind SourceKind, config json.RawMessage) error
 	// NoGroupCommit turns off grouping concurrent applies into one
 	// transaction on stores with serialized writers (see groupcommit.go).
 	NoGroupCommit bool

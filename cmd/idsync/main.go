@@ -151,7 +151,7 @@ func (a *app) open(ctx context.Context, m engine.Metrics) (*storage.DB, *engine.
 		return nil, nil, err
 	}
 	e := engine.New(db, engine.Options{Logger: a.log, Metrics: m,
-		TouchInterval: time.Duration(a.cfg.Engine.TouchInterval)})
+		TouchInterval: time.Duration(a.cfg.Engine.TouchInterval), CheckSourceConfig: validateSourceConfig})
 	return db, e, nil
 }
 

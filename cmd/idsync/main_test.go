@@ -114,6 +114,15 @@ func TestCLI(t *testing.T) {
 			if _, err := run(t, db, "org", "create", "Bad Slug"); !errors.Is(err, engine.ErrInvalid) || exitCode(err) != 2 {
 				t.Fatalf("bad slug: %v", err)
 			}
+			// A source config its connector cannot read is refused when written.
+			if _, err := run(t, db, "source", "create", "acme", "corp", "--kind", "ldap", "--config", `{"url":"ftp://x"}`); !errors.Is(err, engine.ErrInvalid) ||
+				!strings.Contains(err.Error(), "baseDN is required") {
+				t.Fatalf("bad ldap config: %v", err)
+			}
+			if _, err := run(t, db, "source", "create", "acme", "corp", "--kind", "ldap", "--config",
+				`{"url":"ldap://127.0.0.1:389","baseDN":"dc=example,dc=org"}`); err != nil {
+				t.Fatalf("good ldap config: %v", err)
+			}
 			if _, err := run(t, db, "source", "list", "nope"); !errors.Is(err, engine.ErrNotFound) {
 				t.Fatalf("unknown org: %v", err)
 			}
