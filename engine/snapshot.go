@@ -93,13 +93,18 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 	var c Counts
 	todo := make([]Observation, 0, len(page))
 	hashes := make([]string, 0, len(page))
+	// One query tells which subjects are unchanged (a page is of one source).
+	keys := make([]string, len(page))
+	for i, obs := range page {
+		keys[i] = obs.Key
+	}
+	stored, err := e.store.AccountHashes(ctx, page[0].SourceID, keys)
+	if err != nil {
+		return c, err
+	}
 	for _, obs := range page {
 		h := obs.ContentHash()
-		head, ok, err := e.store.AccountHead(ctx, obs.SourceID, obs.Key)
-		if err != nil {
-			return c, err
-		}
-		if ok && head.Hash == h {
+		if old, ok := stored[obs.Key]; ok && old == h && obs.SourceID == page[0].SourceID {
 			c.Unchanged++
 			continue
 		}
@@ -111,7 +116,7 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 	}
 	var pc Counts
 	var results []Result
-	err := e.inTx(ctx, func(tx Tx) error {
+	err = e.inTx(ctx, func(tx Tx) error {
 		pc, results = Counts{}, results[:0]
 		var batch []AuditEvent
 		for i, obs := range todo {

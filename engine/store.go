@@ -137,6 +137,9 @@ type Store interface {
 	Reader
 	// AccountHead reads the hot-path summary of a source's account.
 	AccountHead(ctx context.Context, sourceID, key string) (AccountHead, bool, error)
+	// AccountHashes returns the content hash of each of a source's keys
+	// that has an account, in one query (a snapshot page's unchanged check).
+	AccountHashes(ctx context.Context, sourceID string, keys []string) (map[string]string, error)
 	// InTx runs fn in one write transaction: committed if fn returns nil,
 	// rolled back otherwise. Errors that wrap ErrRetry may succeed on rerun.
 	InTx(ctx context.Context, fn func(Tx) error) error

@@ -331,6 +331,33 @@ func (c txConn) UpdateAccount(ctx context.Context, a engine.Account) error {
 	return mustAffect(r, "update account "+a.ID)
 }
 
+// AccountHashes reads the hashes of many keys of one source in one query:
+// the keys travel as one JSON array (SQLite) or text array (PostgreSQL),
+// so the statement has one shape whatever their number.
+func (s *DB) AccountHashes(ctx context.Context, sourceID string, keys []string) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	q := `SELECT source_key, hash FROM accounts WHERE source_id = ? AND source_key IN (SELECT value FROM json_each(?))`
+	var arg any = jsonOf(keys)
+	if s.dialect == Postgres {
+		q = `SELECT source_key, hash FROM accounts WHERE source_id = ? AND source_key = ANY(?)`
+		arg = keys
+	}
+	var rows []struct {
+		Key  string `db:"source_key"`
+		Hash string `db:"hash"`
+	}
+	if err := s.sel(ctx, "account hashes", &rows, q, sourceID, arg); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.Key] = r.Hash
+	}
+	return out, nil
+}
+
 // LiveAccountKeys streams a source's accounts not yet removed, by key.
 func (s *DB) LiveAccountKeys(ctx context.Context, sourceID string, fn func(key, accountID string) error) error {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT source_key, id FROM accounts WHERE source_id = ? AND removed = ? ORDER BY source_key`), sourceID, false)
