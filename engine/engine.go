@@ -313,6 +313,14 @@ func (e *Engine) applyTx(ctx context.Context, tx Tx, obs Observation, hash strin
 }
 
 func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent) (Result, error) {
+	return e.applyHinted(ctx, tx, obs, hash, forced, dryRun, batch, false)
+}
+
+// applyHinted is applyBatched; absent says a read just before the
+// transaction found no account for the key, so it is not read again (a
+// concurrent insert of the same key then fails on the unique key and the
+// caller reruns without the hint).
+func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent, absent bool) (Result, error) {
 	src, org, err := e.source(ctx, tx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("source %q: %w", obs.SourceID, err)
@@ -324,9 +332,14 @@ func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash 
 	ch := e.newChange(now, src.OrgID, src.Kind.Channel(), src.ID, obs.Actor, obs.CorrelationID)
 	ch.batch = batch
 
-	acct, found, err := tx.AccountByKey(ctx, src.ID, obs.Key)
-	if err != nil {
-		return Result{}, err
+	var (
+		acct  Account
+		found bool
+	)
+	if !absent {
+		if acct, found, err = tx.AccountByKey(ctx, src.ID, obs.Key); err != nil {
+			return Result{}, err
+		}
 	}
 	if found && acct.Hash == hash {
 		ident, err := tx.Identity(ctx, acct.IdentityID)

@@ -93,6 +93,8 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 	var c Counts
 	todo := make([]Observation, 0, len(page))
 	hashes := make([]string, 0, len(page))
+	absent := make([]bool, 0, len(page))
+	inPage := make(map[string]bool, len(page))
 	// One query tells which subjects are unchanged (a page is of one source).
 	keys := make([]string, len(page))
 	for i, obs := range page {
@@ -104,23 +106,31 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 	}
 	for _, obs := range page {
 		h := obs.ContentHash()
-		if old, ok := stored[obs.Key]; ok && old == h && obs.SourceID == page[0].SourceID {
+		old, ok := stored[obs.Key]
+		if ok && old == h && obs.SourceID == page[0].SourceID {
 			c.Unchanged++
 			continue
 		}
 		todo = append(todo, obs)
 		hashes = append(hashes, h)
+		// Only a key's first statement in the page may skip the read: a
+		// repeat must find the account the first one created.
+		absent = append(absent, !ok && obs.SourceID == page[0].SourceID && !inPage[obs.Key])
+		inPage[obs.Key] = true
 	}
 	if len(todo) == 0 {
 		return c, nil
 	}
 	var pc Counts
 	var results []Result
+	attempt := 0
 	err = e.inTx(ctx, func(tx Tx) error {
 		pc, results = Counts{}, results[:0]
+		hinted := attempt == 0 // a rerun reads every key again
+		attempt++
 		var batch []AuditEvent
 		for i, obs := range todo {
-			r, err := e.applyBatched(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch)
+			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, hinted && absent[i])
 			if err != nil {
 				return fmt.Errorf("subject %q: %w", obs.Key, err)
 			}

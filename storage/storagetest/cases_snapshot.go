@@ -271,3 +271,28 @@ var _ = register(
 		f.Account(f.LDAP.ID, "e-51")
 	}},
 )
+
+var _ = register(
+	Case{"snapshot repeating a new key in one page holds one account", func(t *testing.T, f *Fixture) {
+		obs := func(yield func(engine.Observation, error) bool) {
+			for _, dept := range []string{"R&D", "Ops"} {
+				if !yield(engine.Observation{Key: "dup", Attrs: engine.Attrs{"userName": "dup", "department": dept}}, nil) {
+					return
+				}
+			}
+		}
+		if _, err := f.Snapshot(f.LDAP, obs, engine.SnapshotOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.Count("accounts", "source_id = ? AND source_key = ?", f.LDAP.ID, "dup"); n != 1 {
+			t.Fatalf("%d accounts for the repeated key, want 1", n)
+		}
+		if n := f.Count("identities", "user_name_norm = ?", "dup"); n != 1 {
+			t.Fatalf("%d identities, want 1", n)
+		}
+		acct, _, err := f.DB.AccountByKey(bg, f.LDAP.ID, "dup")
+		if err != nil || acct.Attrs["department"] != "Ops" {
+			t.Fatalf("the later statement should win: %+v %v", acct, err)
+		}
+	}},
+)
