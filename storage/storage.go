@@ -38,6 +38,7 @@ const (
 // DB is the SQL store. It implements engine.Store.
 type DB struct {
 	conn
+	stopCheckpoints func()
 	db      *sqlx.DB
 	dialect Dialect
 }
@@ -98,7 +99,33 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
+	if d == SQLite {
+		s.stopCheckpoints = s.checkpointer()
+	}
 	return s, nil
+}
+
+// checkpointer copies the WAL back into the database file in the
+// background, so no writer pays for a checkpoint (and its fsync) inside
+// its commit: measured, that was the p99 of small writes. PASSIVE never
+// blocks writers or readers.
+func (s *DB) checkpointer() (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_, _ = s.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 const headQuery = `
@@ -118,6 +145,7 @@ func sqliteDSN(path string, busy time.Duration) string {
 	for _, p := range []string{
 		fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()),
 		"journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
+		"wal_autocheckpoint(0)", // checkpoints run in the background (checkpointer)
 	} {
 		q.Add("_pragma", p)
 	}
@@ -153,6 +181,10 @@ func (s *DB) SQL() *sqlx.DB { return s.db }
 
 // Close closes the pool.
 func (s *DB) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 	s.cache.close()
 	return s.db.Close()
 }
