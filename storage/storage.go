@@ -39,8 +39,8 @@ const (
 type DB struct {
 	conn
 	stopCheckpoints func()
-	db      *sqlx.DB
-	dialect Dialect
+	db              *sqlx.DB
+	dialect         Dialect
 }
 
 var _ engine.Store = (*DB)(nil)
