@@ -414,32 +414,7 @@ func personCmd(a *app) *cobra.Command {
 	imp := &cobra.Command{
 		Use: "import ORG FILE", Short: "Bulk create or update people from CSV or JSON lines (- for stdin)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := os.Stdin
-			if args[1] != "-" {
-				var err error
-				if f, err = os.Open(args[1]); err != nil {
-					return err
-				}
-				defer f.Close()
-			}
-			if format == "" {
-				format = "jsonl"
-				if strings.HasSuffix(args[1], ".csv") {
-					format = "csv"
-				}
-			}
-			return a.withEngine(cmd, func(ctx context.Context, db *storage.DB, e *engine.Engine) error {
-				o, err := orgBySlug(ctx, db, args[0])
-				if err != nil {
-					return err
-				}
-				plan, err := e.Import(ctx, a.admin(), o.ID, f, engine.ImportFormat(format), engine.SnapshotOptions{DryRun: dryRun})
-				perr := a.print(plan, func(w *tabwriter.Writer) { printCounts(w, plan.Counts, dryRun) })
-				if err != nil {
-					return err
-				}
-				return perr
-			})
+			return a.importPeople(cmd, args[0], args[1], format, dryRun)
 		},
 	}
 	imp.Flags().StringVar(&format, "format", "", "csv or jsonl (default from the file name)")
@@ -598,37 +573,50 @@ func planCmd(a *app) *cobra.Command {
 		Short: "Dry-run an import: show the creates, updates (with field diffs), links and conflicts it would make",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[1])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if format == "" {
-				format = "jsonl"
-				if strings.HasSuffix(args[1], ".csv") {
-					format = "csv"
-				}
-			}
-			return a.withEngine(cmd, func(ctx context.Context, db *storage.DB, e *engine.Engine) error {
-				o, err := orgBySlug(ctx, db, args[0])
-				if err != nil {
-					return err
-				}
-				plan, err := e.Import(ctx, a.admin(), o.ID, f, engine.ImportFormat(format), engine.SnapshotOptions{DryRun: true})
-				if err != nil {
-					return err
-				}
-				return a.print(plan, func(w *tabwriter.Writer) {
-					printCounts(w, plan.Counts, true)
-					for _, it := range plan.Items {
-						fmt.Fprintf(w, "%s\t%s\t%s\n", it.Action, it.Key, string(it.Detail))
-					}
-				})
-			})
+			return a.importPeople(cmd, args[0], args[1], format, true)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "csv or jsonl (default from the file name)")
 	return cmd
+}
+
+// importPeople imports (or, dryRun, plans) a CSV or JSON-lines file ("-":
+// stdin) into an organization through its admin source. A dry run lists
+// every planned change.
+func (a *app) importPeople(cmd *cobra.Command, org, path, format string, dryRun bool) error {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
+	if format == "" {
+		format = "jsonl"
+		if strings.HasSuffix(path, ".csv") {
+			format = "csv"
+		}
+	}
+	return a.withEngine(cmd, func(ctx context.Context, db *storage.DB, e *engine.Engine) error {
+		o, err := orgBySlug(ctx, db, org)
+		if err != nil {
+			return err
+		}
+		plan, err := e.Import(ctx, a.admin(), o.ID, f, engine.ImportFormat(format), engine.SnapshotOptions{DryRun: dryRun})
+		perr := a.print(plan, func(w *tabwriter.Writer) {
+			printCounts(w, plan.Counts, dryRun)
+			if dryRun {
+				for _, it := range plan.Items {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", it.Action, it.Key, string(it.Detail))
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return perr
+	})
 }
 
 // validateSourceConfig checks a source's config with the package that reads
