@@ -16,69 +16,53 @@ import (
 	"github.com/idsync/idsync/storage"
 )
 
-// The admin API, webhooks and comparison wiring: serve mounts the API at
-// /api/v1/ (adminHandler) and starts the webhook worker (startAdmin); the
-// CLI has compare, events and webhook commands.
+// The admin API, webhooks and comparison wiring: serve starts the webhook
+// worker and sets up invitations (startAdmin), and mounts the API at
+// /api/v1/ and the console at /console/ (adminMounts); the CLI has compare,
+// events, webhook and invite commands.
 
-var (
-	adminSched   *engine.Scheduler  // serve's scheduler, set by startAdmin
-	adminWorker  *admin.Worker      // serve's webhook worker, set by startAdmin
-	adminInvites *admin.Invitations // serve's invitations (SMTP from IDSYNC_SMTP_*), set by startAdmin
-)
-
-// startAdmin starts the webhook delivery worker until ctx ends, lets the
-// API use serve's scheduler for run-now, approve and reject, and sets up
+// startAdmin starts the webhook delivery worker until ctx ends and sets up
 // invitation mail: SMTP from IDSYNC_SMTP_ADDR, IDSYNC_SMTP_FROM,
 // IDSYNC_SMTP_USERNAME and IDSYNC_SMTP_PASSWORD; without IDSYNC_SMTP_ADDR,
-// development mode writes each mail, link included, to the log.
-func startAdmin(ctx context.Context, a *app, e *engine.Engine, sched *engine.Scheduler) {
+// development mode writes each mail, link included, to the log. It fills
+// the server's admin dependencies.
+func startAdmin(ctx context.Context, a *app, e *engine.Engine, deps *serverDeps) {
 	log := a.log
-	adminSched = sched
+	var mailer admin.Mailer = admin.LogMailer{Log: log}
 	if m, err := admin.NewMailer(admin.SMTPConfigFromEnv(), log); err != nil {
 		log.Error("invitations: SMTP is misconfigured; mails go to the log", "error", err.Error())
-		adminInvites = &admin.Invitations{E: e, Mailer: admin.LogMailer{Log: log}, BaseURL: a.cfg.BaseURL}
 	} else {
-		adminInvites = &admin.Invitations{E: e, Mailer: m, BaseURL: a.cfg.BaseURL}
+		mailer = m
 	}
 	if st, ok := e.Store().(admin.Store); ok {
-		adminInvites.Store = st
-	} else {
-		adminInvites = nil
+		deps.invites = &admin.Invitations{E: e, Store: st, Mailer: mailer, BaseURL: a.cfg.BaseURL}
 	}
 	w, err := admin.NewWorker(e, admin.WorkerOptions{Logger: log})
 	if err != nil {
 		log.Error("webhooks: not started", "error", err.Error())
 		return
 	}
-	adminWorker = w
+	deps.webhooks = w
 	go w.Run(ctx)
 }
 
-// adminHandler is the admin API handler for mounts().
-func adminHandler(e *engine.Engine, log *slog.Logger) http.Handler {
-	sched := adminSched
+// adminMounts returns the admin API and the console, one handler behind
+// both. Without serve's scheduler (tests) run-now uses a scheduler of its
+// own.
+func adminMounts(e *engine.Engine, deps serverDeps, log *slog.Logger) []mount {
+	sched := deps.sched
 	if sched == nil {
 		sched = engine.NewScheduler(e, engine.SchedulerOptions{})
 		registerRunners(sched)
 	}
-	h, err := admin.New(e, admin.Options{Logger: log, Scheduler: sched, Webhooks: adminWorker, Invitations: adminInvites})
+	h, err := admin.New(e, admin.Options{Logger: log, Scheduler: sched, Webhooks: deps.webhooks, Invitations: deps.invites})
 	if err != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		down := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "admin API unavailable: "+err.Error(), http.StatusServiceUnavailable)
 		})
+		return []mount{{pattern: "/api/v1/", handler: down}, {pattern: "/console/", handler: down}}
 	}
-	return h
-}
-
-// consoleHandler is the web console for mounts().
-func consoleHandler(e *engine.Engine, log *slog.Logger) http.Handler {
-	h, ok := adminHandler(e, log).(*admin.Handler)
-	if !ok {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "console unavailable", http.StatusServiceUnavailable)
-		})
-	}
-	return admin.NewConsole(h)
+	return []mount{{pattern: "/api/v1/", handler: h}, {pattern: "/console/", handler: admin.NewConsole(h)}}
 }
 
 func adminStore(db *storage.DB) admin.Store { return db }

@@ -96,7 +96,7 @@ func TestServeMountsAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newServer(sdb, e, newMetrics(), "", slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(newServer(sdb, e, newMetrics(), serverDeps{}, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	get := func(path, key string) (int, string) {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)

@@ -52,9 +52,8 @@ func TestInvitationAcceptedAfterRealLogin(t *testing.T) {
 			srv := httptest.NewUnstartedServer(nil)
 			base := "http://" + srv.Listener.Addr().String()
 			mail := &capturedMail{}
-			adminInvites = &admin.Invitations{E: e, Store: db, Mailer: mail, BaseURL: base}
-			t.Cleanup(func() { adminInvites = nil })
-			srv.Config.Handler = newServer(db, e, newMetrics(), base, slog.New(slog.DiscardHandler))
+			deps := serverDeps{baseURL: base, invites: &admin.Invitations{E: e, Store: db, Mailer: mail, BaseURL: base}}
+			srv.Config.Handler = newServer(db, e, newMetrics(), deps, slog.New(slog.DiscardHandler))
 			srv.Start()
 			t.Cleanup(srv.Close)
 

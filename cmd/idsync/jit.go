@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -241,24 +240,13 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }
 
-var (
-	jitMu       sync.Mutex
-	jitHandlers = map[*engine.Engine]http.Handler{}
-)
-
-// jitHandler is the one JIT handler of an engine, shared by its mounts
-// (/login/, /session, /logout, /api/v1/jit/). Its external base URL is
-// IDSYNC_BASE_URL; without it, each request's host.
+// jitHandler is the JIT handler (/login/, /session, /logout,
+// /api/v1/jit/). Its external base URL is the configured baseURL; without
+// one, each request's host.
 func jitHandler(e *engine.Engine, baseURL string, log *slog.Logger) http.Handler {
-	jitMu.Lock()
-	defer jitMu.Unlock()
-	if h, ok := jitHandlers[e]; ok {
-		return h
-	}
 	h, err := jit.New(e, jit.Options{BaseURL: baseURL, Logger: log})
 	if err != nil {
 		panic(err) // the store is always *storage.DB here
 	}
-	jitHandlers[e] = h
 	return h
 }

@@ -47,7 +47,7 @@ func TestSCIMTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sdb.Close()
-	srv := httptest.NewServer(newServer(sdb, engine.New(sdb, engine.Options{}), newMetrics(), "", slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(newServer(sdb, engine.New(sdb, engine.Options{}), newMetrics(), serverDeps{}, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	get := func() int {
 		req, _ := http.NewRequest("GET", srv.URL+"/scim/v2/Users", nil)

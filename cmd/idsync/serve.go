@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/idsync/idsync/admin"
 	"github.com/idsync/idsync/engine"
 	"github.com/idsync/idsync/scim"
 	"github.com/idsync/idsync/storage"
@@ -111,7 +112,15 @@ func instrument(mux *http.ServeMux, m *metrics, log *slog.Logger) http.Handler {
 
 // newServer builds the HTTP handler: health, readiness, metrics and the
 // mount points of the protocol packages (/scim/v2/, /login/, /api/v1/).
-func newServer(db *storage.DB, e *engine.Engine, m *metrics, baseURL string, log *slog.Logger) http.Handler {
+// serverDeps are what the protocol handlers share with the rest of serve.
+type serverDeps struct {
+	baseURL  string // as configured; empty: JIT derives it from each request
+	sched    *engine.Scheduler
+	webhooks *admin.Worker
+	invites  *admin.Invitations
+}
+
+func newServer(db *storage.DB, e *engine.Engine, m *metrics, deps serverDeps, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -126,7 +135,7 @@ func newServer(db *storage.DB, e *engine.Engine, m *metrics, baseURL string, log
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(db.Dialect())})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	for _, mnt := range mounts(e, baseURL, log) {
+	for _, mnt := range mounts(e, deps, log) {
 		mux.Handle(mnt.pattern, mnt.handler)
 	}
 	return instrument(mux, m, log)
@@ -140,14 +149,13 @@ type mount struct {
 
 // mounts lists the protocol endpoints; each package (scim, jit, the admin
 // API) adds its handler here as it lands.
-func mounts(e *engine.Engine, baseURL string, log *slog.Logger) []mount {
-	login := jitHandler(e, baseURL, log) // one handler for every JIT path
-	return []mount{
+func mounts(e *engine.Engine, deps serverDeps, log *slog.Logger) []mount {
+	login := jitHandler(e, deps.baseURL, log) // one handler for every JIT path
+	return append([]mount{
 		{pattern: scim.Prefix + "/", handler: scim.MustNew(e, scim.Options{Logger: log})},
 		{pattern: "/login/", handler: login}, {pattern: "/session", handler: login},
 		{pattern: "/logout", handler: login}, {pattern: "/api/v1/jit/", handler: login},
-		{pattern: "/api/v1/", handler: adminHandler(e, log)}, {pattern: "/console/", handler: consoleHandler(e, log)},
-	}
+	}, adminMounts(e, deps, log)...)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -206,14 +214,15 @@ func serveCmd(a *app) *cobra.Command {
 			registerRunners(sched)
 			schedCtx, stopSched := context.WithCancel(ctx)
 			sched.Start(schedCtx)
-			startAdmin(schedCtx, a, e, sched)
+			deps := serverDeps{baseURL: a.publicURL, sched: sched}
+			startAdmin(schedCtx, a, e, &deps)
 
 			ln, err := net.Listen("tcp", a.cfg.Listen)
 			if err != nil {
 				stopSched()
 				return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 			}
-			srv := &http.Server{Handler: newServer(db, e, m, a.publicURL, a.log), ReadHeaderTimeout: 10 * time.Second,
+			srv := &http.Server{Handler: newServer(db, e, m, deps, a.log), ReadHeaderTimeout: 10 * time.Second,
 				ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 			a.log.Info("idsync serving", "addr", ln.Addr().String(), "database", string(db.Dialect()))
 			errc := make(chan error, 1)
