@@ -22,14 +22,7 @@ func TestAdminCLI(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run("database="+b.Name, func(t *testing.T) {
 			db := b.DSN(t)
-			mustRun := func(args ...string) string {
-				t.Helper()
-				out, err := run(t, db, args...)
-				if err != nil {
-					t.Fatalf("idsync %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return out
-			}
+			mustRun := cliFor(t, db)
 			mustRun("org", "create", "acme")
 			mustRun("person", "create", "acme", "--attr", "userName=ada", "--attr", "email=ada@acme.com")
 			var c admin.Compare

@@ -32,18 +32,24 @@ func run(t *testing.T, db string, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// cliFor returns a runner of idsync commands on db that fails the test on
+// any error.
+func cliFor(t *testing.T, db string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := run(t, db, args...)
+		if err != nil {
+			t.Fatalf("idsync %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+}
+
 func TestCLI(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run("database="+b.Name, func(t *testing.T) {
 			db := b.DSN(t)
-			mustRun := func(args ...string) string {
-				t.Helper()
-				out, err := run(t, db, args...)
-				if err != nil {
-					t.Fatalf("idsync %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return out
-			}
+			mustRun := cliFor(t, db)
 			mustRun("org", "create", "acme", "--name", "Acme")
 			mustRun("domain", "add", "acme", "acme.com", "--verified")
 			mustRun("source", "create", "acme", "entra", "--kind", "scim", "--priority", "10")

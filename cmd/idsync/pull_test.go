@@ -21,14 +21,7 @@ func TestJobApproveRejectCLI(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run("database="+b.Name, func(t *testing.T) {
 			db := b.DSN(t)
-			mustRun := func(args ...string) string {
-				t.Helper()
-				out, err := run(t, db, args...)
-				if err != nil {
-					t.Fatalf("idsync %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return out
-			}
+			mustRun := cliFor(t, db)
 			path := filepath.Join(t.TempDir(), "hr.csv")
 			write := func(n int) {
 				var sb strings.Builder
