@@ -14,26 +14,26 @@ import (
 // length-prefixed so that no two different events encode alike. Editing,
 // removing or reordering any event breaks the chain from there on.
 func ChainHash(prevHash string, ev AuditEvent) string {
-	h := sha256.New()
-	var n [8]byte
+	fields := [...]string{prevHash, ev.ID, ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action,
+		ev.SubjectType, ev.SubjectID, ev.IdentityID, string(ev.Changes), ev.CorrelationID}
+	n := 16
+	for _, f := range fields {
+		n += 8 + len(f)
+	}
+	buf := make([]byte, 0, n)
 	put := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(s)))
+		buf = append(buf, s...)
 	}
-	putInt := func(v int64) {
-		binary.BigEndian.PutUint64(n[:], uint64(v))
-		h.Write(n[:])
+	put(fields[0])
+	buf = binary.BigEndian.AppendUint64(buf, uint64(ev.Seq))
+	put(fields[1])
+	buf = binary.BigEndian.AppendUint64(buf, uint64(ev.At.UnixMicro()))
+	for _, f := range fields[2:] {
+		put(f)
 	}
-	put(prevHash)
-	putInt(ev.Seq)
-	put(ev.ID)
-	putInt(ev.At.UnixMicro())
-	for _, s := range []string{ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action,
-		ev.SubjectType, ev.SubjectID, ev.IdentityID, string(ev.Changes), ev.CorrelationID} {
-		put(s)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // VerifyReport is the outcome of VerifyAudit.

@@ -408,8 +408,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		}
 		acct = Account{ID: newID(), SourceID: src.ID, OrgID: src.OrgID, IdentityID: ident.ID,
 			Key: obs.Key, FirstSeen: now, Active: true}
-		ch.add("account.linked", "account", acct.ID, ident.ID, map[string]any{
-			"key": obs.Key, "rule": string(m.Kind) + ruleSuffix(m.Rule)})
+		ch.add("account.linked", "account", acct.ID, ident.ID, linkedDetail{Key: obs.Key, Rule: string(m.Kind) + ruleSuffix(m.Rule)})
 	} else if ident, err = tx.Identity(ctx, acct.IdentityID); err != nil {
 		return Result{}, err
 	}
@@ -540,8 +539,7 @@ func (e *Engine) recompute(ctx context.Context, tx Tx, ch *change, org Organizat
 		if err := tx.InsertIdentity(ctx, *ident); err != nil {
 			return err
 		}
-		ch.add("identity.created", "identity", ident.ID, ident.ID, map[string]any{
-			"changes": reconcile.Diff(nil, g.Attrs), "state": state})
+		ch.add("identity.created", "identity", ident.ID, ident.ID, createdDetail{Changes: reconcile.Diff(nil, g.Attrs), State: state})
 		if login {
 			ch.add("identity.first_login", "identity", ident.ID, ident.ID, nil)
 		}
@@ -562,7 +560,7 @@ func (e *Engine) recompute(ctx context.Context, tx Tx, ch *change, org Organizat
 		return err
 	}
 	if len(diff) > 0 {
-		ch.add("identity.updated", "identity", ident.ID, ident.ID, map[string]any{"changes": diff})
+		ch.add("identity.updated", "identity", ident.ID, ident.ID, changesDetail{Changes: diff})
 	}
 	if t := reconcile.Transition(from, state); t != "" {
 		ch.add(t, "identity", ident.ID, ident.ID, map[string]any{
@@ -616,7 +614,7 @@ func (e *Engine) syncOrgMembership(ctx context.Context, tx Tx, ch *change, org O
 		if err := tx.UpsertOrgMembership(ctx, m); err != nil {
 			return err
 		}
-		ch.add("org.joined", "organization", org.ID, identityID, map[string]any{"roles": m.Roles, "via": m.GrantedVia})
+		ch.add("org.joined", "organization", org.ID, identityID, joinedDetail{Roles: m.Roles, Via: m.GrantedVia})
 		return nil
 	}
 	if roles == nil {
@@ -672,13 +670,13 @@ func (e *Engine) syncGroups(ctx context.Context, tx Tx, ch *change, orgID, sourc
 			return err
 		}
 		if created {
-			ch.add("group.created", "group", g.ID, "", map[string]any{"name": g.Name})
+			ch.add("group.created", "group", g.ID, "", nameDetail{Name: g.Name})
 		}
 		if err := tx.AddMembership(ctx, Membership{GroupID: g.ID, IdentityID: identityID, SourceID: sourceID, GrantedAt: at}); err != nil {
 			return err
 		}
 		if others[g.ID] == 0 {
-			ch.add("membership.granted", "group", g.ID, identityID, map[string]any{"group": g.Name})
+			ch.add("membership.granted", "group", g.ID, identityID, groupDetail{Group: g.Name})
 		}
 	}
 	if mode == GroupsAdd {
@@ -692,7 +690,7 @@ func (e *Engine) syncGroups(ctx context.Context, tx Tx, ch *change, orgID, sourc
 			return err
 		}
 		if others[m.GroupID] == 0 {
-			ch.add("membership.revoked", "group", m.GroupID, identityID, map[string]any{"group": m.GroupName})
+			ch.add("membership.revoked", "group", m.GroupID, identityID, groupDetail{Group: m.GroupName})
 		}
 	}
 	return nil
@@ -747,3 +745,30 @@ func NewID() string { return newID() }
 func MatchableAttrs() []string {
 	return []string{reconcile.AttrEmail, reconcile.AttrUserName, reconcile.AttrExternalID, reconcile.AttrEmployeeNumber}
 }
+
+// Details of the most frequent audit events, as structs (their JSON is the
+// same as the equivalent maps', keys in the same order, at a fraction of
+// the encoding cost on the apply path).
+type (
+	linkedDetail struct {
+		Key  string `json:"key"`
+		Rule string `json:"rule"`
+	}
+	createdDetail struct {
+		Changes []reconcile.Change `json:"changes"`
+		State   State              `json:"state"`
+	}
+	changesDetail struct {
+		Changes []reconcile.Change `json:"changes"`
+	}
+	joinedDetail struct {
+		Roles []string `json:"roles"`
+		Via   string   `json:"via"`
+	}
+	groupDetail struct {
+		Group string `json:"group"`
+	}
+	nameDetail struct {
+		Name string `json:"name"`
+	}
+)

@@ -128,7 +128,7 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 		pc, results = Counts{}, results[:0]
 		hinted := attempt == 0 // a rerun reads every key again
 		attempt++
-		var batch []AuditEvent
+		batch := make([]AuditEvent, 0, 6*len(todo)) // a new person is about 5 events
 		for i, obs := range todo {
 			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, hinted && absent[i])
 			if err != nil {
