@@ -49,8 +49,8 @@ type Options struct {
 	// source is created or changed (the composition root wires each
 	// connector's parser here); nil accepts any JSON.
 	CheckSourceConfig func(kind SourceKind, config json.RawMessage) error
-	// NoGroupCommit turns off grouping concurrent applies into one
-	// transaction on stores with serialized writers (see groupcommit.go).
+	// NoGroupCommit turns off grouping concurrent writes into one
+	// transaction on stores with serialized writers (see writer.go).
 	NoGroupCommit bool
 }
 
@@ -62,7 +62,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	sources map[string]cachedSource
-	group   *committer // nil: one transaction per observation
+	writes  writeGroup // concurrent writes sharing one transaction (writer.go)
 }
 
 type cachedSource struct {
@@ -91,11 +91,7 @@ func New(store Store, opts Options) *Engine {
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
 	}
-	e := &Engine{store: store, opts: opts, log: opts.Logger, sources: map[string]cachedSource{}}
-	if sw, ok := store.(SerializedWriter); ok && sw.SerializedWrites() && !opts.NoGroupCommit {
-		e.group = newCommitter(e)
-	}
-	return e
+	return &Engine{store: store, opts: opts, log: opts.Logger, sources: map[string]cachedSource{}}
 }
 
 // Store returns the engine's store, for read-only callers.
@@ -206,10 +202,13 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 		}
 	}
 	if !dryRun {
-		if e.group != nil {
-			return e.group.submit(ctx, obs, hash)
-		}
-		return e.applyOne(ctx, obs, hash)
+		var res Result
+		err := e.WriteSource(ctx, src.ID, obs.Actor, obs.CorrelationID, func(ctx context.Context, w *SourceWriter) error {
+			var err error
+			res, err = e.applyBatched(ctx, w.Tx, obs, hash, nil, false, w.batch)
+			return err
+		})
+		return res, err
 	}
 	var res Result
 	err = e.inTx(ctx, func(tx Tx) error {

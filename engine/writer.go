@@ -48,8 +48,8 @@ func (e *Engine) WriteSource(ctx context.Context, sourceID, actor, corr string, 
 		return fmt.Errorf("source %q (%s) is disabled: %w", src.Name, src.ID, ErrForbidden)
 	}
 	r := &writeReq{ctx: ctx, src: src, org: org, actor: actor, corr: corr, fn: fn}
-	if sw, ok := e.store.(interface{ SerializedWrites() bool }); ok && sw.SerializedWrites() {
-		return e.writeGroup().submit(e, r)
+	if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() && !e.opts.NoGroupCommit {
+		return e.writes.submit(e, r)
 	}
 	return e.writeOne(r)
 }
@@ -84,6 +84,22 @@ func (e *Engine) writeOne(r *writeReq) error {
 	})
 }
 
+// Group commit. On a store whose writers take turns anyway (SQLite: one
+// write lock), concurrent writes — Engine.Apply and WriteSource alike — are
+// gathered into one transaction: each runs inside its own savepoint (an
+// error rolls back that write only), the audit events of the batch are
+// appended once, and one commit makes them all durable. Callers still get
+// their own result or error. This is what lets many concurrent SCIM
+// clients or logins share the single SQLite writer instead of queueing one
+// commit each. PostgreSQL runs one transaction per write (writers there
+// proceed in parallel).
+
+// SerializedWriter is implemented by stores whose write transactions run
+// one at a time; the engine then groups concurrent writes.
+type SerializedWriter interface {
+	SerializedWrites() bool
+}
+
 // savepointer is what grouping needs of a transaction (storage implements
 // it).
 type savepointer interface {
@@ -99,13 +115,6 @@ type writeGroup struct {
 	mu      sync.Mutex
 	pending []*writeReq
 	leading bool
-}
-
-var writeGroups sync.Map // *Engine → *writeGroup
-
-func (e *Engine) writeGroup() *writeGroup {
-	g, _ := writeGroups.LoadOrStore(e, &writeGroup{})
-	return g.(*writeGroup)
 }
 
 const maxWriteGroup = 64
