@@ -12,6 +12,14 @@
 // their inputs from storage, writes their outcome and the audit events that
 // describe it, in the same transaction.
 //
+// Where things are: engine.go (Apply, the per-observation rules' inputs and
+// outputs), snapshot.go (ApplySnapshot: pages, hold-back of destructive
+// changes, sweep, quarantine), writer.go (group commit and SourceWriter,
+// the per-request transaction of push sources), admin.go (organizations,
+// sources, people, link/unlink, suspend, conflicts, tokens), import.go
+// (CSV/JSON-lines import), audit.go (hash chain, VerifyAudit),
+// scheduler.go and pull_jobs.go (jobs, leases, runs, approval).
+//
 // It declares the storage it needs (Store, Tx) and never imports a protocol
 // library, a driver or the storage package.
 package engine
