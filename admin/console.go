@@ -366,7 +366,14 @@ type attrRow struct {
 type personView struct {
 	View     IdentityView
 	Rows     []attrRow
+	Orgs     []orgRow
 	Timeline []engine.AuditEvent
+}
+
+// orgRow is one organization a person belongs to, by name.
+type orgRow struct {
+	Slug, Via string
+	Roles     []string
 }
 
 func (c *Console) person(w http.ResponseWriter, r *http.Request, s session) error {
@@ -402,6 +409,13 @@ func (c *Console) person(w http.ResponseWriter, r *http.Request, s session) erro
 			row.Values = append(row.Values, cell{Value: a.Attrs[k], Won: prov.AccountID == a.ID && a.Attrs[k] != ""})
 		}
 		pv.Rows = append(pv.Rows, row)
+	}
+	for _, m := range v.Organizations {
+		slug := m.OrgID
+		if o, err := c.h.st.Organization(ctx, m.OrgID); err == nil {
+			slug = o.Slug
+		}
+		pv.Orgs = append(pv.Orgs, orgRow{Slug: slug, Via: m.GrantedVia, Roles: m.Roles})
 	}
 	err = c.h.st.StreamAudit(ctx, engine.AuditFilter{IdentityID: v.Identity.ID, OrgID: s.tok.OrgID, Limit: 1000}, func(ev engine.AuditEvent) error {
 		pv.Timeline = append(pv.Timeline, ev)

@@ -161,6 +161,9 @@ func TestConsoleBrowser(t *testing.T) {
 					t.Errorf("timeline lacks %s: %s", want, timeline)
 				}
 			}
+			if m := text(`#memberships`); !strings.Contains(m, "organization acme") {
+				t.Errorf("memberships name the organization by its slug: %s", m)
+			}
 			for _, want := range []string{e.f.SCIM.Name, e.f.OIDC.Name, "Staff Engineer", "Engineer"} {
 				if !strings.Contains(accounts, want) {
 					t.Errorf("accounts side by side lack %q: %s", want, accounts)
