@@ -49,9 +49,6 @@ type Options struct {
 	// source is created or changed (the composition root wires each
 	// connector's parser here); nil accepts any JSON.
 	CheckSourceConfig func(kind SourceKind, config json.RawMessage) error
-	// NoGroupCommit turns off grouping concurrent writes into one
-	// transaction on stores with serialized writers (see writer.go).
-	NoGroupCommit bool
 }
 
 // Engine applies observations and admin actions to the identity graph.

@@ -48,7 +48,7 @@ func (e *Engine) WriteSource(ctx context.Context, sourceID, actor, corr string, 
 		return fmt.Errorf("source %q (%s) is disabled: %w", src.Name, src.ID, ErrForbidden)
 	}
 	r := &writeReq{ctx: ctx, src: src, org: org, actor: actor, corr: corr, fn: fn}
-	if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() && !e.opts.NoGroupCommit {
+	if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() {
 		return e.writes.submit(e, r)
 	}
 	return e.writeOne(r)

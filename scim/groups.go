@@ -245,16 +245,9 @@ func (h *Handler) writeGroup(ctx context.Context, d *dir, req request, id string
 	change func(cur map[string]any) (map[string]any, []patch.MemberOp, error)) (response, error) {
 	var r engine.SCIMResource
 	err := h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
-		tx, err := scimTx(w)
+		tx, cur, err := current(ctx, w, d, typeGroup, id, req.ifMatch)
 		if err != nil {
 			return err
-		}
-		cur, err := tx.SCIMResource(ctx, d.src.ID, typeGroup, id)
-		if err != nil {
-			return err
-		}
-		if !matchesIfMatch(req.ifMatch, cur.Version) {
-			return errPrecondition
 		}
 		doc, err := decodeObject(cur.Doc)
 		if err != nil {
@@ -304,16 +297,9 @@ func (h *Handler) writeGroup(ctx context.Context, d *dir, req request, id string
 
 func (h *Handler) deleteGroup(ctx context.Context, d *dir, req request, id string) (response, error) {
 	err := h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
-		tx, err := scimTx(w)
+		tx, cur, err := current(ctx, w, d, typeGroup, id, req.ifMatch)
 		if err != nil {
 			return err
-		}
-		cur, err := tx.SCIMResource(ctx, d.src.ID, typeGroup, id)
-		if err != nil {
-			return err
-		}
-		if !matchesIfMatch(req.ifMatch, cur.Version) {
-			return errPrecondition
 		}
 		var doc map[string]any
 		_ = json.Unmarshal(cur.Doc, &doc)

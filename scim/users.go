@@ -30,6 +30,23 @@ func scimTx(w *engine.SourceWriter) (engine.SCIMTx, error) {
 	return tx, nil
 }
 
+// current reads, in w's transaction, the stored resource a write changes,
+// and refuses the write (412) when If-Match names another version.
+func current(ctx context.Context, w *engine.SourceWriter, d *dir, typ, id, ifMatch string) (engine.SCIMTx, engine.SCIMResource, error) {
+	tx, err := scimTx(w)
+	if err != nil {
+		return nil, engine.SCIMResource{}, err
+	}
+	cur, err := tx.SCIMResource(ctx, d.src.ID, typ, id)
+	if err != nil {
+		return nil, engine.SCIMResource{}, err
+	}
+	if !matchesIfMatch(ifMatch, cur.Version) {
+		return nil, engine.SCIMResource{}, errPrecondition
+	}
+	return tx, cur, nil
+}
+
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
 // matchesIfMatch reports whether an If-Match header admits version.
@@ -193,16 +210,9 @@ func (h *Handler) putUser(ctx context.Context, d *dir, req request, id string) (
 		return response{}, err
 	}
 	err = h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
-		tx, err := scimTx(w)
+		tx, cur, err := current(ctx, w, d, typeUser, id, req.ifMatch)
 		if err != nil {
 			return err
-		}
-		cur, err := tx.SCIMResource(ctx, d.src.ID, typeUser, id)
-		if err != nil {
-			return err
-		}
-		if !matchesIfMatch(req.ifMatch, cur.Version) {
-			return errPrecondition
 		}
 		r.Created, r.Version, r.Modified = cur.Created, cur.Version, cur.Modified
 		if string(cur.Doc) == string(r.Doc) {
@@ -224,16 +234,9 @@ func (h *Handler) patchUser(ctx context.Context, d *dir, req request, id string)
 	}
 	var r engine.SCIMResource
 	err = h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
-		tx, err := scimTx(w)
+		tx, cur, err := current(ctx, w, d, typeUser, id, req.ifMatch)
 		if err != nil {
 			return err
-		}
-		cur, err := tx.SCIMResource(ctx, d.src.ID, typeUser, id)
-		if err != nil {
-			return err
-		}
-		if !matchesIfMatch(req.ifMatch, cur.Version) {
-			return errPrecondition
 		}
 		doc, err := decodeObject(cur.Doc)
 		if err != nil {
@@ -265,16 +268,9 @@ func (h *Handler) patchUser(ctx context.Context, d *dir, req request, id string)
 
 func (h *Handler) deleteUser(ctx context.Context, d *dir, req request, id string) (response, error) {
 	err := h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
-		tx, err := scimTx(w)
+		tx, _, err := current(ctx, w, d, typeUser, id, req.ifMatch)
 		if err != nil {
 			return err
-		}
-		cur, err := tx.SCIMResource(ctx, d.src.ID, typeUser, id)
-		if err != nil {
-			return err
-		}
-		if !matchesIfMatch(req.ifMatch, cur.Version) {
-			return errPrecondition
 		}
 		if err := tx.DeleteSCIMResource(ctx, d.src.ID, typeUser, id); err != nil {
 			return err

@@ -162,13 +162,9 @@ func jobCmd(a *app) *cobra.Command {
 		Use: "list", Short: "List jobs",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(cmd, func(ctx context.Context, db *storage.DB, e *engine.Engine) error {
-				orgID := ""
-				if org != "" {
-					o, err := orgBySlug(ctx, db, org)
-					if err != nil {
-						return err
-					}
-					orgID = o.ID
+				orgID, err := optionalOrgID(ctx, db, org)
+				if err != nil {
+					return err
 				}
 				js, err := db.Jobs(ctx, orgID)
 				if err != nil {

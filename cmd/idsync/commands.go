@@ -38,6 +38,15 @@ func orgBySlug(ctx context.Context, db *storage.DB, ref string) (engine.Organiza
 	return db.Organization(ctx, ref)
 }
 
+// optionalOrgID resolves an optional organization flag ("" means all).
+func optionalOrgID(ctx context.Context, db *storage.DB, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	o, err := orgBySlug(ctx, db, ref)
+	return o.ID, err
+}
+
 // sourceRef finds a source by ID or by "org/name".
 func sourceRef(ctx context.Context, db *storage.DB, ref string) (engine.Source, error) {
 	if org, name, ok := strings.Cut(ref, "/"); ok {
@@ -341,13 +350,9 @@ func tokenCmd(a *app) *cobra.Command {
 		Use: "list", Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withEngine(cmd, func(ctx context.Context, db *storage.DB, e *engine.Engine) error {
-				orgID := ""
-				if org != "" {
-					o, err := orgBySlug(ctx, db, org)
-					if err != nil {
-						return err
-					}
-					orgID = o.ID
+				orgID, err := optionalOrgID(ctx, db, org)
+				if err != nil {
+					return err
 				}
 				ts, err := db.Tokens(ctx, kind, orgID)
 				if err != nil {
