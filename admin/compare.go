@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/idsync/idsync/engine"
-	"github.com/idsync/idsync/reconcile"
 	"github.com/idsync/idsync/storage"
 )
 
@@ -239,8 +238,7 @@ func BuildCompare(ctx context.Context, st Store, orgID string, since, until time
 // drift compares each JIT account's attributes with each directory
 // account's and says which won, per the golden record's provenance.
 func (c *Compare) drift(p *personFacts) {
-	var prov map[string]reconcile.Provenance
-	_ = json.Unmarshal([]byte(p.Provenance), &prov)
+	prov := storage.DecodeProvenance(p.Provenance)
 	for _, j := range p.accounts {
 		if channelOfKind(j.SourceKind) != "jit" {
 			continue

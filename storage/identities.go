@@ -38,9 +38,8 @@ func (r identityRow) identity() engine.Identity {
 	i := engine.Identity{ID: r.ID, OrgID: r.OrgID, State: engine.State(r.State), Suspended: r.Suspended,
 		SuspendReason: r.SuspendReason, Version: r.Version, CreatedAt: r.CreatedAt.T(), UpdatedAt: r.UpdatedAt.T(),
 		FirstLoginAt: r.FirstLoginAt.T(), LastLoginAt: r.LastLoginAt.T(), Attrs: engine.Attrs{},
-		Provenance: map[string]reconcile.Provenance{}}
+		Provenance: DecodeProvenance(r.Provenance)}
 	fromJSON(r.Attrs, &i.Attrs)
-	fromJSON(r.Provenance, &i.Provenance)
 	return i
 }
 
@@ -164,7 +163,7 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 
 func (c txConn) InsertIdentity(ctx context.Context, i engine.Identity) error {
 	_, err := c.exec(ctx, "insert identity", `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), jsonOf(i.Provenance),
+		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), encodeProvenance(i.Provenance),
 		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
 		tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
@@ -175,7 +174,7 @@ func (c txConn) UpdateIdentity(ctx context.Context, i engine.Identity, prevVersi
 	r, err := c.exec(ctx, "update identity", `UPDATE identities SET state = ?, suspended = ?, suspend_reason = ?, attrs = ?, provenance = ?,
 		email_norm = ?, user_name_norm = ?, external_id_norm = ?, employee_number_norm = ?, version = ?, updated_at = ?,
 		first_login_at = ?, last_login_at = ? WHERE id = ? AND version = ?`,
-		string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), jsonOf(i.Provenance),
+		string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), encodeProvenance(i.Provenance),
 		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.UpdatedAt), tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt),
 		i.ID, prevVersion)

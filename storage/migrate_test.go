@@ -40,6 +40,14 @@ func TestMigrationsKeepOldData(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// Rows written before provenance was stored grouped by origin
+			// hold it as a map per attribute; they must still read.
+			legacy := `{"department":{"sourceId":"` + src.ID + `","accountId":"` + r1.AccountID + `","at":"2026-01-02T03:04:05.000006Z"},` +
+				`"userName":{"sourceId":"` + src.ID + `","accountId":"` + r1.AccountID + `","at":"2026-01-02T03:04:05.000006Z"}}`
+			if _, err := db.SQL().ExecContext(ctx, db.SQL().Rebind(`UPDATE identities SET provenance = ? WHERE id = ?`), legacy, r1.IdentityID); err != nil {
+				t.Fatal(err)
+			}
+
 			v, err := db.Migrate(ctx, 0)
 			if err != nil || v != storage.LatestVersion() || v < 2 {
 				t.Fatalf("migrate to latest: got %d (latest %d): %v", v, storage.LatestVersion(), err)
@@ -58,12 +66,18 @@ func TestMigrationsKeepOldData(t *testing.T) {
 			if err != nil || id.Attrs["department"] != "R&D" {
 				t.Fatalf("identity after migration: %+v %v", id, err)
 			}
+			if p := id.Provenance["department"]; p.AccountID != r1.AccountID || p.At.UnixMicro() != 1767323045000006 {
+				t.Fatalf("provenance in the old form reads as %+v", id.Provenance)
+			}
 			if r, err := e2.Apply(ctx, obs); err != nil || r.Outcome != engine.OutcomeUnchanged {
 				t.Fatalf("re-apply after migration: %+v %v", r, err)
 			}
 			obs.Attrs = engine.Attrs{"userName": "ada", "department": "Ops"}
 			if r, err := e2.Apply(ctx, obs); err != nil || r.Outcome != engine.OutcomeUpdated || r.IdentityID != r1.IdentityID {
 				t.Fatalf("update after migration: %+v %v", r, err)
+			}
+			if id, err := db2.Identity(ctx, r1.IdentityID); err != nil || id.Provenance["department"].AccountID != r1.AccountID || len(id.Provenance) != 2 {
+				t.Fatalf("provenance after an update: %+v %v", id.Provenance, err)
 			}
 			// A column the second migration added works.
 			if _, _, err := e2.CreateToken(ctx, engine.Admin{}, engine.Token{Kind: engine.TokenAdmin, Name: "new"}); err != nil {
