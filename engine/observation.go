@@ -77,8 +77,21 @@ type hashInput struct {
 }
 
 // ContentHash returns the hash of what the observation says. Two
-// observations with the same hash have the same effect.
+// observations with the same hash have the same effect. It hashes the JSON
+// encoding of hashInput, written by hand (this runs for every observation
+// of every feed): the bytes are exactly encoding/json's, so hashes stored
+// by earlier versions still compare equal (TestContentHashMatchesJSON).
 func (o Observation) ContentHash() string {
+	b, ok := o.appendHashInput(make([]byte, 0, 64+32*len(o.Attrs)))
+	if !ok {
+		b = o.hashInputJSON()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// hashInputJSON is json.Marshal(hashInput), the reference encoding.
+func (o Observation) hashInputJSON() []byte {
 	in := hashInput{A: o.Attrs, V: o.EmailVerified, GS: o.Groups != nil, GM: o.GroupMode,
 		RS: o.Roles != nil, I: o.Inactive, X: o.Removed, W: o.Raw}
 	if o.Groups != nil {
@@ -91,8 +104,100 @@ func (o Observation) ContentHash() string {
 	if err != nil { // Raw that is not JSON; Validate rejects it first
 		b = fmt.Appendf(nil, "%v", in)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return b
+}
+
+// appendHashInput appends hashInput's JSON encoding; false when Raw is
+// not JSON (the caller then falls back to hashInputJSON).
+func (o Observation) appendHashInput(b []byte) ([]byte, bool) {
+	b = append(b, '{')
+	sep := func() {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+	}
+	if len(o.Attrs) > 0 {
+		keys := make([]string, 0, len(o.Attrs))
+		for k := range o.Attrs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, `"a":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, k)
+			b = append(b, ':')
+			b = AppendJSONString(b, o.Attrs[k])
+		}
+		b = append(b, '}')
+	}
+	flag := func(name string, on bool) {
+		if on {
+			sep()
+			b = append(b, '"')
+			b = append(b, name...)
+			b = append(b, `":true`...)
+		}
+	}
+	list := func(name string, ss []string) {
+		if len(ss) == 0 {
+			return
+		}
+		sep()
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":[`...)
+		for i, s := range ss {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, s)
+		}
+		b = append(b, ']')
+	}
+	flag("v", o.EmailVerified)
+	if o.Groups != nil {
+		list("g", sortedLower(o.Groups))
+	}
+	flag("gs", o.Groups != nil)
+	if o.GroupMode != "" {
+		sep()
+		b = append(b, `"gm":`...)
+		b = AppendJSONString(b, string(o.GroupMode))
+	}
+	if o.Roles != nil {
+		list("r", slices.Sorted(slices.Values(o.Roles)))
+	}
+	flag("rs", o.Roles != nil)
+	flag("i", o.Inactive)
+	flag("x", o.Removed)
+	if len(o.Raw) > 0 {
+		w, err := json.Marshal(o.Raw) // compacted and escaped as encoding/json does
+		if err != nil {
+			return nil, false
+		}
+		sep()
+		b = append(b, `"w":`...)
+		b = append(b, w...)
+	}
+	return append(b, '}'), true
+}
+
+// AppendJSONString appends s JSON-encoded exactly as encoding/json does
+// (HTML-safe escaping): as is when nothing needs escaping, which is nearly
+// always, else through encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func sortedLower(ss []string) []string {
@@ -104,10 +209,25 @@ func sortedLower(ss []string) []string {
 	return slices.Compact(out)
 }
 
-var (
-	attrName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]{0,127}$`)
-	localeTag = regexp.MustCompile(`^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$`)
-)
+var localeTag = regexp.MustCompile(`^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$`)
+
+// validAttrName reports whether k matches ^[A-Za-z][A-Za-z0-9_.:-]{0,127}$
+// (checked by hand: it runs for every attribute of every observation).
+func validAttrName(k string) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Limits on observation content.
 const (
@@ -130,7 +250,7 @@ func (o *Observation) Validate() error {
 		probs = append(probs, "key is longer than 1024 bytes or not UTF-8")
 	}
 	for k, v := range o.Attrs {
-		if !attrName.MatchString(k) {
+		if !validAttrName(k) {
 			probs = append(probs, fmt.Sprintf("attribute name %q is not allowed", k))
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idsync/idsync/engine"
 	"github.com/idsync/idsync/reconcile"
 )
 
@@ -61,9 +62,9 @@ func encodeProvenance(p map[string]reconcile.Provenance) string {
 			b = append(b, ',')
 		}
 		b = append(b, `{"s":`...)
-		b = appendJSONString(b, o.s)
+		b = engine.AppendJSONString(b, o.s)
 		b = append(b, `,"a":`...)
-		b = appendJSONString(b, o.a)
+		b = engine.AppendJSONString(b, o.a)
 		b = append(b, `,"t":`...)
 		b = strconv.AppendInt(b, o.t, 10)
 		b = append(b, `,"k":[`...)
@@ -71,7 +72,7 @@ func encodeProvenance(p map[string]reconcile.Provenance) string {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = engine.AppendJSONString(b, k)
 		}
 		b = append(b, "]}"...)
 	}
@@ -107,19 +108,4 @@ func DecodeProvenance(s string) map[string]reconcile.Provenance {
 		}
 	}
 	return out
-}
-
-// appendJSONString appends s as a JSON string: as is when it needs no
-// escaping (IDs and attribute names nearly always), else through
-// encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
