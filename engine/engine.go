@@ -309,14 +309,15 @@ func (e *Engine) applyTx(ctx context.Context, tx Tx, obs Observation, hash strin
 }
 
 func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent) (Result, error) {
-	return e.applyHinted(ctx, tx, obs, hash, forced, dryRun, batch, false)
+	return e.applyHinted(ctx, tx, obs, hash, forced, dryRun, batch, nil)
 }
 
-// applyHinted is applyBatched; absent says a read just before the
+// applyHinted is applyBatched; news, when set, says a read just before the
 // transaction found no account for the key, so it is not read again (a
 // concurrent insert of the same key then fails on the unique key and the
-// caller reruns without the hint).
-func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent, absent bool) (Result, error) {
+// caller reruns without the hint), and that a person this creates is
+// buffered in news (see newcomers).
+func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent, news *newcomers) (Result, error) {
 	src, org, err := e.source(ctx, tx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("source %q: %w", obs.SourceID, err)
@@ -332,7 +333,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		acct  Account
 		found bool
 	)
-	if !absent {
+	if news == nil {
 		if acct, found, err = tx.AccountByKey(ctx, src.ID, obs.Key); err != nil {
 			return Result{}, err
 		}
@@ -353,6 +354,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 	}
 
 	var ident Identity
+	wtx := tx // a newcomer's inserts go through the buffer
 	isNewIdentity, isNewAccount := false, !found
 	outcome := OutcomeUpdated
 	if !found {
@@ -375,7 +377,12 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 				}
 				return Result{Outcome: OutcomeConflict, ConflictID: c.ID}, nil
 			}
-			if m, err = e.match(ctx, tx, org, src, obs); err != nil {
+			if m, err = e.match(ctx, tx, org, src, obs, news); err != nil {
+				return Result{}, err
+			}
+		}
+		if m.Kind != reconcile.MatchNew {
+			if err := news.flush(ctx, tx); err != nil {
 				return Result{}, err
 			}
 		}
@@ -395,6 +402,9 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		case reconcile.MatchNew:
 			isNewIdentity = true
 			outcome = OutcomeCreated
+			if news != nil {
+				wtx = bufferedTx{Tx: tx, n: news}
+			}
 			ident = Identity{ID: newID(), OrgID: org.ID, State: reconcile.StateActive, CreatedAt: now}
 		default:
 			outcome = OutcomeLinked
@@ -469,16 +479,16 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		}
 		ident.LastLoginAt = now
 	}
-	if err := e.recompute(ctx, tx, ch, org, &ident, linked, isNewIdentity, obs.Login); err != nil {
+	if err := e.recompute(ctx, wtx, ch, org, &ident, linked, isNewIdentity, obs.Login); err != nil {
 		return Result{}, err
 	}
 	if isNewIdentity {
-		if err := tx.InsertAccount(ctx, acct); err != nil {
+		if err := wtx.InsertAccount(ctx, acct); err != nil {
 			return Result{}, err
 		}
 	}
 	if isNewAccount || obs.Roles != nil {
-		if err := e.syncOrgMembership(ctx, tx, ch, org, src, ident.ID, obs.Roles, isNewIdentity, now); err != nil {
+		if err := e.syncOrgMembership(ctx, wtx, ch, org, src, ident.ID, obs.Roles, isNewIdentity, now); err != nil {
 			return Result{}, err
 		}
 	}
@@ -488,7 +498,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		if acct.Removed {
 			want, mode = nil, GroupsReplace
 		}
-		if err := e.syncGroups(ctx, tx, ch, org.ID, src.ID, ident.ID, want, mode, isNewIdentity, now); err != nil {
+		if err := e.syncGroups(ctx, wtx, ch, org.ID, src.ID, ident.ID, want, mode, isNewIdentity, now); err != nil {
 			return Result{}, err
 		}
 	}
@@ -505,7 +515,9 @@ func ruleSuffix(rule string) string {
 	return ":" + rule
 }
 
-func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source, obs Observation) (reconcile.MatchResult, error) {
+// match finds the candidates of obs; people buffered in news that could be
+// among them are written first.
+func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source, obs Observation, news *newcomers) (reconcile.MatchResult, error) {
 	in := reconcile.MatchInput{Attrs: obs.Attrs, EmailVerified: obs.EmailVerified || src.TrustEmails,
 		Rules: org.Settings.Rules()}
 	values := map[string]string{}
@@ -515,6 +527,11 @@ func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source,
 		}
 	}
 	if len(values) > 0 {
+		if news.mayMatch(values) {
+			if err := news.flush(ctx, tx); err != nil {
+				return reconcile.MatchResult{}, err
+			}
+		}
 		var err error
 		if in.Candidates, err = tx.FindCandidates(ctx, org.ID, src.ID, values); err != nil {
 			return reconcile.MatchResult{}, fmt.Errorf("match: %w", err)

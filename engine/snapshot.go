@@ -129,13 +129,23 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 		hinted := attempt == 0 // a rerun reads every key again
 		attempt++
 		batch := make([]AuditEvent, 0, 6*len(todo)) // a new person is about 5 events
+		news := newNewcomers()
 		for i, obs := range todo {
-			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, hinted && absent[i])
+			var n *newcomers
+			if hinted && absent[i] {
+				n = news
+			} else if err := news.flush(ctx, tx); err != nil {
+				return err
+			}
+			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, n)
 			if err != nil {
 				return fmt.Errorf("subject %q: %w", obs.Key, err)
 			}
 			pc.count(r)
 			results = append(results, r)
+		}
+		if err := news.flush(ctx, tx); err != nil {
+			return err
 		}
 		if opts.DryRun {
 			return errRollback

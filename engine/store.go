@@ -108,6 +108,11 @@ type Tx interface {
 	TouchLogin(ctx context.Context, identityID, accountID string, at time.Time) error
 
 	InsertAccount(ctx context.Context, a Account) error
+	// InsertNew writes the rows of people created together (identities,
+	// their accounts, organization memberships and group edges) in few
+	// statements; a source key that has an account already fails with
+	// ErrRetry.
+	InsertNew(ctx context.Context, rows NewRows) error
 	UpdateAccount(ctx context.Context, a Account) error
 	EnsureGroup(ctx context.Context, orgID, name string, at time.Time) (g Group, created bool, err error)
 	AddMembership(ctx context.Context, m Membership) error

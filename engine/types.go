@@ -358,3 +358,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// NewRows are the rows of people created together — a snapshot page's
+// newcomers — which Tx.InsertNew writes in a few multi-row statements.
+type NewRows struct {
+	Identities  []Identity
+	Accounts    []Account
+	OrgMembers  []OrgMembership
+	Memberships []Membership
+}

@@ -146,6 +146,7 @@ func sqliteDSN(path string, busy time.Duration) string {
 		fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()),
 		"journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
 		"wal_autocheckpoint(0)", // checkpoints run in the background (checkpointer)
+		"temp_store(MEMORY)",    // statement journals of multi-row writes stay off disk
 	} {
 		q.Add("_pragma", p)
 	}

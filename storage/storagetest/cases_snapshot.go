@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -293,6 +294,122 @@ var _ = register(
 		acct, _, err := f.DB.AccountByKey(bg, f.LDAP.ID, "dup")
 		if err != nil || acct.Attrs["department"] != "Ops" {
 			t.Fatalf("the later statement should win: %+v %v", acct, err)
+		}
+	}},
+)
+
+// A snapshot page writes the people it creates together, at the end of the
+// page (engine/newcomers.go); these cases check that a statement later in
+// the same page still sees them.
+var _ = register(
+	Case{"snapshot page: an entry matching a person created earlier in the page opens a conflict, not a second person", func(t *testing.T, f *Fixture) {
+		dup := engine.Observation{Key: "e-dup", Attrs: person("e00", "displayName", "Another e00"), EmailVerified: true}
+		dup.Attrs["userName"] = "other@acme.test"
+		p, err := f.Snapshot(f.LDAP, stream([]engine.Observation{entry(0), entry(1), dup, entry(2)}, nil), engine.SnapshotOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Counts.Created != 3 || p.Counts.Conflicts != 1 {
+			t.Fatalf("counts %+v, want 3 created and 1 conflict", p.Counts)
+		}
+		if n := f.Count("identities", "email_norm = ?", "e00@acme.test"); n != 1 {
+			t.Fatalf("%d identities hold e00's email, want 1", n)
+		}
+		cs := f.OpenConflicts()
+		e00 := f.Account(f.LDAP.ID, "e-00").IdentityID
+		if len(cs) != 1 || cs[0].Key != "e-dup" || !slices.Equal(cs[0].Candidates, []string{e00}) {
+			t.Fatalf("open conflicts %+v, want one for e-dup naming %s", cs, e00)
+		}
+		f.Account(f.LDAP.ID, "e-02")
+		if r := f.Verify(); !r.OK {
+			t.Errorf("audit: %+v", r)
+		}
+	}},
+
+	Case{"snapshot page: an entry linking to an existing person between new ones links, and the new ones are written", func(t *testing.T, f *Fixture) {
+		zed := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "scim-zed", Attrs: person("zed"), EmailVerified: true})
+		page := []engine.Observation{entry(0), {Key: "e-zed", Attrs: person("zed", "title", "CTO"), EmailVerified: true}, entry(1)}
+		p, err := f.Snapshot(f.LDAP, stream(page, nil), engine.SnapshotOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Counts.Created != 3 || p.Counts.Conflicts != 0 {
+			t.Fatalf("counts %+v, want 3 (two new, one linked)", p.Counts)
+		}
+		if got := f.Account(f.LDAP.ID, "e-zed").IdentityID; got != zed.IdentityID {
+			t.Fatalf("e-zed linked to %s, want %s", got, zed.IdentityID)
+		}
+		if n := f.Count("identities", ""); n != 3 {
+			t.Fatalf("%d identities, want 3", n)
+		}
+		for _, key := range []string{"e-00", "e-01"} {
+			id := f.identityOf(f.LDAP, key)
+			if id.State != active {
+				t.Errorf("%s: %+v", key, id)
+			}
+			if n := f.Count("org_memberships", "identity_id = ?", id.ID); n != 1 {
+				t.Errorf("%s has %d organization memberships, want 1", key, n)
+			}
+		}
+		if r := f.Verify(); !r.OK {
+			t.Errorf("audit: %+v", r)
+		}
+	}},
+
+	Case{"snapshot page: new people with groups get their edges, written together", func(t *testing.T, f *Fixture) {
+		var page []engine.Observation
+		for i := range 70 { // more than one multi-row chunk of each table
+			o := entry(i)
+			o.Groups = []string{"All", fmt.Sprintf("team-%d", i%3)}
+			page = append(page, o)
+		}
+		p, err := f.Snapshot(f.LDAP, stream(page, nil), engine.SnapshotOptions{})
+		if err != nil || p.Counts.Created != 70 {
+			t.Fatalf("snapshot: %+v %v", p.Counts, err)
+		}
+		for _, i := range []int{0, 31, 32, 69} {
+			id := f.Account(f.LDAP.ID, entry(i).Key).IdentityID
+			want := []string{"All", fmt.Sprintf("team-%d", i%3)}
+			slices.Sort(want)
+			if got := f.GroupsOf(id); !slices.Equal(got, want) {
+				t.Errorf("entry %d groups %v, want %v", i, got, want)
+			}
+		}
+		if n := f.Count("group_memberships", "source_id = ?", f.LDAP.ID); n != 140 {
+			t.Errorf("%d edges, want 140", n)
+		}
+		if n := len(Of(f.Events(0), "membership.granted")); n != 140 {
+			t.Errorf("%d membership.granted events, want 140", n)
+		}
+	}},
+
+	Case{"InsertNew of a source key that has an account fails with ErrRetry and writes nothing", func(t *testing.T, f *Fixture) {
+		taken := f.Apply(engine.Observation{SourceID: f.LDAP.ID, Key: "taken", Attrs: person("taken")})
+		now := f.Clock.Now()
+		ident := engine.Identity{ID: engine.NewID(), OrgID: f.Org.ID, State: active, Attrs: person("fresh"),
+			Version: 1, CreatedAt: now, UpdatedAt: now}
+		rows := engine.NewRows{
+			Identities: []engine.Identity{ident},
+			Accounts: []engine.Account{{ID: engine.NewID(), SourceID: f.LDAP.ID, OrgID: f.Org.ID, IdentityID: ident.ID, Key: "taken",
+				Hash: "h", Active: true, FirstSeen: now, LastSeen: now, ChangedAt: now}},
+		}
+		err := f.DB.InTx(bg, func(tx engine.Tx) error { return tx.InsertNew(bg, rows) })
+		if !errors.Is(err, engine.ErrRetry) {
+			t.Fatalf("InsertNew of a taken key: %v, want ErrRetry", err)
+		}
+		if n := f.Count("identities", "id = ?", ident.ID); n != 0 {
+			t.Errorf("the identity of the failed batch was kept")
+		}
+		if got := f.Account(f.LDAP.ID, "taken").IdentityID; got != taken.IdentityID {
+			t.Errorf("the taken key now points at %s", got)
+		}
+		rows.Accounts[0].Key = "free"
+		if err := f.DB.InTx(bg, func(tx engine.Tx) error { return tx.InsertNew(bg, rows) }); err != nil {
+			t.Fatal(err)
+		}
+		got := f.Identity(ident.ID)
+		if got.Attrs["email"] != "fresh@acme.test" || got.Version != 1 || f.Account(f.LDAP.ID, "free").IdentityID != ident.ID {
+			t.Errorf("InsertNew wrote %+v", got)
 		}
 	}},
 )
