@@ -312,12 +312,10 @@ func (e *Engine) applyBatched(ctx context.Context, tx Tx, obs Observation, hash 
 	return e.applyHinted(ctx, tx, obs, hash, forced, dryRun, batch, nil)
 }
 
-// applyHinted is applyBatched; news, when set, says a read just before the
-// transaction found no account for the key, so it is not read again (a
-// concurrent insert of the same key then fails on the unique key and the
-// caller reruns without the hint), and that a person this creates is
-// buffered in news (see newcomers).
-func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent, news *newcomers) (Result, error) {
+// applyHinted is applyBatched for one observation of a snapshot page, which
+// shares work with the page's other observations through h (nil outside a
+// page): see pageHint.
+func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash string, forced *reconcile.MatchResult, dryRun bool, batch *[]AuditEvent, h *pageHint) (Result, error) {
 	src, org, err := e.source(ctx, tx, obs.SourceID)
 	if err != nil {
 		return Result{}, fmt.Errorf("source %q: %w", obs.SourceID, err)
@@ -333,7 +331,10 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		acct  Account
 		found bool
 	)
-	if news == nil {
+	var news *newcomers // where a person this creates is buffered
+	if h != nil && h.absent {
+		news = h.page.news
+	} else {
 		if acct, found, err = tx.AccountByKey(ctx, src.ID, obs.Key); err != nil {
 			return Result{}, err
 		}
@@ -377,7 +378,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 				}
 				return Result{Outcome: OutcomeConflict, ConflictID: c.ID}, nil
 			}
-			if m, err = e.match(ctx, tx, org, src, obs, news); err != nil {
+			if m, err = e.match(ctx, tx, org, src, obs, h); err != nil {
 				return Result{}, err
 			}
 		}
@@ -419,6 +420,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		return Result{}, err
 	}
 
+	before := ident.Attrs // the golden record before this observation
 	// The account now says what the observation says.
 	prev := acct
 	// A removal that carries no attributes (a sweep, a SCIM DELETE) says
@@ -505,6 +507,9 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 	if err := ch.flush(ctx, tx, dryRun); err != nil {
 		return Result{}, err
 	}
+	if h != nil {
+		h.page.touch(before, ident.Attrs)
+	}
 	return Result{IdentityID: ident.ID, AccountID: acct.ID, State: ident.State, Outcome: outcome, Events: ch.events}, nil
 }
 
@@ -515,20 +520,29 @@ func ruleSuffix(rule string) string {
 	return ":" + rule
 }
 
-// match finds the candidates of obs; people buffered in news that could be
-// among them are written first.
-func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source, obs Observation, news *newcomers) (reconcile.MatchResult, error) {
-	in := reconcile.MatchInput{Attrs: obs.Attrs, EmailVerified: obs.EmailVerified || src.TrustEmails,
-		Rules: org.Settings.Rules()}
+// matchValues are the values of obs the organization's rules match on.
+func matchValues(org Organization, obs Observation) map[string]string {
 	values := map[string]string{}
-	for _, rule := range in.Rules {
+	for _, rule := range org.Settings.Rules() {
 		if v := obs.Attrs[rule]; v != "" {
 			values[rule] = v
 		}
 	}
-	if len(values) > 0 {
-		if news.mayMatch(values) {
-			if err := news.flush(ctx, tx); err != nil {
+	return values
+}
+
+// match finds the candidates of obs: those its page read ahead when no
+// person the page wrote could change them, else by a query (after writing
+// the page's buffered people who could be among them).
+func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source, obs Observation, h *pageHint) (reconcile.MatchResult, error) {
+	in := reconcile.MatchInput{Attrs: obs.Attrs, EmailVerified: obs.EmailVerified || src.TrustEmails,
+		Rules: org.Settings.Rules()}
+	values := matchValues(org, obs)
+	if len(values) > 0 && h != nil && h.candidates != nil && !h.page.touchedAny(values) {
+		in.Candidates = h.candidates
+	} else if len(values) > 0 {
+		if h != nil && h.page.news.mayMatch(values) {
+			if err := h.page.news.flush(ctx, tx); err != nil {
 				return reconcile.MatchResult{}, err
 			}
 		}

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strings"
+
+	"github.com/idsync/idsync/reconcile"
 )
 
 // newcomers holds back the rows of the people a snapshot page creates, so
@@ -93,4 +96,88 @@ func (b bufferedTx) UpsertOrgMembership(_ context.Context, m OrgMembership) erro
 func (b bufferedTx) AddMembership(_ context.Context, m Membership) error {
 	b.n.rows.Memberships = append(b.n.rows.Memberships, m)
 	return nil
+}
+
+// page is what the observations of one snapshot page share in its
+// transaction: the newcomers buffer, the candidates read ahead for them,
+// and the matching values of every person the page has written so far.
+type page struct {
+	news *newcomers
+	// candidates[i] are the matching candidates of the page's observation
+	// i, read in one query before the first write (nil: not read ahead).
+	candidates []map[string][]reconcile.Candidate
+	// touched holds rule attribute + "\x00" + lower-cased value of every
+	// person the page wrote (their values before and after): candidates
+	// read ahead for those values may be stale, so they are queried again.
+	touched map[string]struct{}
+}
+
+// pageHint is one observation's view of its page.
+type pageHint struct {
+	page *page
+	// absent: a read just before the transaction found no account for
+	// the key, so it is not read again and a person it creates is
+	// buffered (a concurrent insert of the same key then fails on the
+	// unique key, and the page reruns without hints).
+	absent bool
+	// candidates read ahead for this observation, or nil.
+	candidates map[string][]reconcile.Candidate
+}
+
+// newPage reads ahead, in one query, the matching candidates of the
+// observations whose key had no account (when hinted).
+func (e *Engine) newPage(ctx context.Context, tx Tx, todo []Observation, absent []bool, hinted bool) (*page, error) {
+	pg := &page{news: newNewcomers(), candidates: make([]map[string][]reconcile.Candidate, len(todo)), touched: map[string]struct{}{}}
+	if !hinted || len(todo) < 2 {
+		return pg, nil
+	}
+	src, org, err := e.source(ctx, tx, todo[0].SourceID)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		values []map[string]string
+		which  []int
+	)
+	for i, obs := range todo {
+		if !absent[i] || obs.SourceID != src.ID {
+			continue
+		}
+		if v := matchValues(org, obs); len(v) > 0 {
+			values = append(values, v)
+			which = append(which, i)
+		}
+	}
+	if len(values) < 2 {
+		return pg, nil
+	}
+	found, err := tx.FindCandidatesMany(ctx, org.ID, src.ID, values)
+	if err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	for k, i := range which {
+		pg.candidates[i] = found[k]
+	}
+	return pg, nil
+}
+
+// touch records the matching values of a person the page wrote.
+func (p *page) touch(before, after Attrs) {
+	for _, attrs := range []Attrs{before, after} {
+		for _, attr := range MatchableAttrs() {
+			if v := attrs[attr]; strings.TrimSpace(v) != "" {
+				p.touched[normKey(attr, v)] = struct{}{}
+			}
+		}
+	}
+}
+
+// touchedAny reports whether a person the page wrote holds one of values.
+func (p *page) touchedAny(values map[string]string) bool {
+	for attr, v := range values {
+		if _, ok := p.touched[normKey(attr, v)]; ok {
+			return true
+		}
+	}
+	return false
 }

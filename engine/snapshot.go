@@ -129,22 +129,25 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 		hinted := attempt == 0 // a rerun reads every key again
 		attempt++
 		batch := make([]AuditEvent, 0, 6*len(todo)) // a new person is about 5 events
-		news := newNewcomers()
+		pg, err := e.newPage(ctx, tx, todo, absent, hinted)
+		if err != nil {
+			return err
+		}
 		for i, obs := range todo {
-			var n *newcomers
-			if hinted && absent[i] {
-				n = news
-			} else if err := news.flush(ctx, tx); err != nil {
-				return err
+			h := &pageHint{page: pg, absent: hinted && absent[i], candidates: pg.candidates[i]}
+			if !h.absent {
+				if err := pg.news.flush(ctx, tx); err != nil {
+					return err
+				}
 			}
-			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, n)
+			r, err := e.applyHinted(ctx, tx, obs, hashes[i], nil, opts.DryRun, &batch, h)
 			if err != nil {
 				return fmt.Errorf("subject %q: %w", obs.Key, err)
 			}
 			pc.count(r)
 			results = append(results, r)
 		}
-		if err := news.flush(ctx, tx); err != nil {
+		if err := pg.news.flush(ctx, tx); err != nil {
 			return err
 		}
 		if opts.DryRun {

@@ -70,6 +70,9 @@ type Reader interface {
 	// MatchableAttrs), the identities that belong to orgID and whose golden
 	// attribute equals the value case-insensitively — in one query.
 	FindCandidates(ctx context.Context, orgID, sourceID string, values map[string]string) (map[string][]reconcile.Candidate, error)
+	// FindCandidatesMany is FindCandidates for each of values, in one
+	// query: out[i] holds the candidates of values[i].
+	FindCandidatesMany(ctx context.Context, orgID, sourceID string, values []map[string]string) ([]map[string][]reconcile.Candidate, error)
 	CountAccounts(ctx context.Context, sourceID string, live bool) (int, error)
 	IdentityMemberships(ctx context.Context, identityID string) ([]Membership, error)
 	OrgMemberships(ctx context.Context, identityID string) ([]OrgMembership, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,14 +131,7 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 		args = append(args, strings.ToLower(strings.TrimSpace(values[a])))
 	}
 	args = append(args, orgID)
-	var rows []struct {
-		ID    string  `db:"id"`
-		Email *string `db:"email_norm"`
-		User  *string `db:"user_name_norm"`
-		Ext   *string `db:"external_id_norm"`
-		Emp   *string `db:"employee_number_norm"`
-		Holds int     `db:"holds"`
-	}
+	var rows []candidateRow
 	// Each OR arm uses its attribute's index; membership is checked per hit.
 	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
 			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
@@ -148,15 +142,110 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 	if err != nil {
 		return nil, err
 	}
+	return candidatesOf(rows, values), nil
+}
+
+type candidateRow struct {
+	ID    string  `db:"id"`
+	Email *string `db:"email_norm"`
+	User  *string `db:"user_name_norm"`
+	Ext   *string `db:"external_id_norm"`
+	Emp   *string `db:"employee_number_norm"`
+	Holds int     `db:"holds"`
+}
+
+func (r candidateRow) norm(attr string) *string {
+	switch attr {
+	case reconcile.AttrEmail:
+		return r.Email
+	case reconcile.AttrUserName:
+		return r.User
+	case reconcile.AttrExternalID:
+		return r.Ext
+	case reconcile.AttrEmployeeNumber:
+		return r.Emp
+	}
+	return nil
+}
+
+// candidatesOf sorts rows (in identity order) under the rule attributes of
+// values they match.
+func candidatesOf(rows []candidateRow, values map[string]string) map[string][]reconcile.Candidate {
 	out := map[string][]reconcile.Candidate{}
 	for _, r := range rows {
-		got := map[string]*string{reconcile.AttrEmail: r.Email, reconcile.AttrUserName: r.User,
-			reconcile.AttrExternalID: r.Ext, reconcile.AttrEmployeeNumber: r.Emp}
-		for _, a := range attrs {
-			if v := got[a]; v != nil && *v == strings.ToLower(strings.TrimSpace(values[a])) {
+		for a, v := range values {
+			if n := r.norm(a); n != nil && *n == strings.ToLower(strings.TrimSpace(v)) {
 				out[a] = append(out[a], reconcile.Candidate{IdentityID: r.ID, HoldsSource: r.Holds > 0})
 			}
 		}
+	}
+	return out
+}
+
+// FindCandidatesMany is FindCandidates for many observations in one query
+// (a snapshot page's newcomers): the values of each rule attribute travel
+// as one JSON array (SQLite) or text array (PostgreSQL), so the statement
+// has one shape whatever their number.
+func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, values []map[string]string) ([]map[string][]reconcile.Candidate, error) {
+	byAttr := map[string][]string{}
+	for _, vs := range values {
+		for a, v := range vs {
+			if _, ok := matchColumns[a]; !ok {
+				return nil, fmt.Errorf("match on %q: only %v can be matching rules: %w", a, engine.MatchableAttrs(), engine.ErrInvalid)
+			}
+			byAttr[a] = append(byAttr[a], strings.ToLower(strings.TrimSpace(v)))
+		}
+	}
+	args := []any{sourceID}
+	var conds []string
+	for _, a := range engine.MatchableAttrs() {
+		list := nonNil(byAttr[a])
+		if c.d == Postgres {
+			conds = append(conds, "i."+matchColumns[a]+" = ANY(?)")
+			args = append(args, list)
+		} else {
+			conds = append(conds, "i."+matchColumns[a]+" IN (SELECT value FROM json_each(?))")
+			args = append(args, jsonOf(list))
+		}
+	}
+	args = append(args, orgID)
+	var rows []candidateRow
+	if err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
+			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
+		FROM identities i
+		WHERE (`+strings.Join(conds, " OR ")+`)
+		  AND EXISTS (SELECT 1 FROM org_memberships m WHERE m.identity_id = i.id AND m.org_id = ?)
+		ORDER BY i.id`, args...); err != nil {
+		return nil, err
+	}
+	// Index the rows by attribute and value, then give each observation
+	// the rows it matches, in identity order and at most 100 as
+	// FindCandidates does.
+	index := map[string][]int{}
+	for k, r := range rows {
+		for _, a := range engine.MatchableAttrs() {
+			if n := r.norm(a); n != nil {
+				index[a+"\x00"+*n] = append(index[a+"\x00"+*n], k)
+			}
+		}
+	}
+	out := make([]map[string][]reconcile.Candidate, len(values))
+	for i, vs := range values {
+		var hits []int
+		for a, v := range vs {
+			hits = append(hits, index[a+"\x00"+strings.ToLower(strings.TrimSpace(v))]...)
+		}
+		if len(hits) == 0 {
+			out[i] = map[string][]reconcile.Candidate{}
+			continue
+		}
+		slices.Sort(hits)
+		hits = slices.Compact(hits)
+		mine := make([]candidateRow, 0, min(len(hits), 100))
+		for _, k := range hits[:min(len(hits), 100)] {
+			mine = append(mine, rows[k])
+		}
+		out[i] = candidatesOf(mine, vs)
 	}
 	return out, nil
 }

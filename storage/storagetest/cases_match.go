@@ -1,10 +1,12 @@
 package storagetest
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/idsync/idsync/engine"
+	"github.com/idsync/idsync/reconcile"
 )
 
 // unverifiedConflict creates a person by a verified JIT login, then lets SCIM
@@ -186,6 +188,61 @@ var _ = register(
 		got, err := f.DB.Conflict(bg, c.ID)
 		if err != nil || got.Status != engine.ConflictResolved || got.Resolution != "new" {
 			t.Errorf("conflict after resolve = %+v, %v", got, err)
+		}
+	}},
+)
+
+var _ = register(
+	Case{"FindCandidatesMany answers each set of values as FindCandidates does", func(t *testing.T, f *Fixture) {
+		ada := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "s-ada", Attrs: person("ada", "externalId", "X1")})
+		bob := f.Apply(engine.Observation{SourceID: f.LDAP.ID, Key: "l-bob", Attrs: person("bob", "employeeNumber", "E7")})
+		f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "s-bob2", Attrs: engine.Attrs{"userName": "bob2", "employeeNumber": "E8"}})
+		globex, err := f.Engine.CreateOrganization(bg, byTest, engine.Organization{Slug: "globex"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := f.Engine.CreateSource(bg, byTest, engine.Source{OrgID: globex.ID, Kind: engine.KindSCIM, Name: "globex-scim"}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Apply(engine.Observation{SourceID: other.ID, Key: "o-ada", Attrs: person("ada")}) // another organization's
+		sets := []map[string]string{
+			{"email": "ADA@acme.test"},
+			{"email": "bob@acme.test", "externalId": "X1"},
+			{"employeeNumber": " E7 "},
+			{"employeeNumber": "E8", "userName": "BOB2"},
+			{"userName": "nobody"},
+			{},
+		}
+		many, err := f.DB.FindCandidatesMany(bg, f.Org.ID, f.SCIM.ID, sets)
+		if err != nil || len(many) != len(sets) {
+			t.Fatalf("FindCandidatesMany: %d results, %v", len(many), err)
+		}
+		for i, vs := range sets {
+			one := map[string][]reconcile.Candidate{}
+			if len(vs) > 0 {
+				if one, err = f.DB.FindCandidates(bg, f.Org.ID, f.SCIM.ID, vs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(many[i], one) {
+				t.Errorf("values %v: many %v, one %v", vs, many[i], one)
+			}
+		}
+		if c := many[1]["externalId"]; len(c) != 1 || c[0].IdentityID != ada.IdentityID || !c[0].HoldsSource {
+			t.Errorf("externalId X1 candidates %+v, want ada holding the SCIM source", c)
+		}
+		if c := many[1]["email"]; len(c) != 1 || c[0].IdentityID != bob.IdentityID || c[0].HoldsSource {
+			t.Errorf("bob's email candidates %+v, want bob not holding the SCIM source", c)
+		}
+		if c := many[2]["employeeNumber"]; len(c) != 1 || c[0].IdentityID != bob.IdentityID {
+			t.Errorf("E7 candidates %+v, want bob", c)
+		}
+		if c := many[3]; len(c["employeeNumber"]) != 1 || len(c["userName"]) != 1 || !c["userName"][0].HoldsSource {
+			t.Errorf("bob2 candidates %+v, want one by each rule, holding the SCIM source", c)
+		}
+		if c := many[0]["email"]; len(c) != 1 {
+			t.Errorf("ada's email candidates %+v: the other organization's person must not be one", c)
 		}
 	}},
 )

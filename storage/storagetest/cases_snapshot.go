@@ -326,6 +326,26 @@ var _ = register(
 		}
 	}},
 
+	Case{"snapshot page: a new entry matching what an earlier entry of the page changed to opens a conflict", func(t *testing.T, f *Fixture) {
+		one := f.Apply(engine.Observation{SourceID: f.LDAP.ID, Key: "l-1", Attrs: person("one"), EmailVerified: true})
+		moved := engine.Observation{Key: "l-1", Attrs: person("moved"), EmailVerified: true}
+		newcomer := engine.Observation{Key: "l-new", Attrs: person("moved"), EmailVerified: true}
+		newcomer.Attrs["userName"] = "newcomer@acme.test"
+		p, err := f.Snapshot(f.LDAP, stream([]engine.Observation{entry(0), moved, newcomer, entry(1)}, nil), engine.SnapshotOptions{Upsert: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Counts.Conflicts != 1 || p.Counts.Updated != 1 || p.Counts.Created != 2 {
+			t.Fatalf("counts %+v, want 1 updated, 2 created, 1 conflict", p.Counts)
+		}
+		if n := f.Count("identities", "email_norm = ?", "moved@acme.test"); n != 1 {
+			t.Fatalf("%d identities hold moved@, want 1 (the one that moved)", n)
+		}
+		if cs := f.OpenConflicts(); len(cs) != 1 || !slices.Equal(cs[0].Candidates, []string{one.IdentityID}) {
+			t.Fatalf("conflicts %+v, want one naming %s", cs, one.IdentityID)
+		}
+	}},
+
 	Case{"snapshot page: an entry linking to an existing person between new ones links, and the new ones are written", func(t *testing.T, f *Fixture) {
 		zed := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "scim-zed", Attrs: person("zed"), EmailVerified: true})
 		page := []engine.Observation{entry(0), {Key: "e-zed", Attrs: person("zed", "title", "CTO"), EmailVerified: true}, entry(1)}
