@@ -252,7 +252,7 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 
 func (c txConn) InsertIdentity(ctx context.Context, i engine.Identity) error {
 	_, err := c.exec(ctx, "insert identity", `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), encodeProvenance(i.Provenance),
+		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
 		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
 		tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
@@ -263,7 +263,7 @@ func (c txConn) UpdateIdentity(ctx context.Context, i engine.Identity, prevVersi
 	r, err := c.exec(ctx, "update identity", `UPDATE identities SET state = ?, suspended = ?, suspend_reason = ?, attrs = ?, provenance = ?,
 		email_norm = ?, user_name_norm = ?, external_id_norm = ?, employee_number_norm = ?, version = ?, updated_at = ?,
 		first_login_at = ?, last_login_at = ? WHERE id = ? AND version = ?`,
-		string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), encodeProvenance(i.Provenance),
+		string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
 		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.UpdatedAt), tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt),
 		i.ID, prevVersion)
@@ -398,7 +398,7 @@ func groupsText(g []string) any {
 
 func (c txConn) InsertAccount(ctx context.Context, a engine.Account) error {
 	_, err := c.exec(ctx, "insert account", `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, jsonOf(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified,
+		a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified,
 		a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
 	if isExists(err) {
 		// Another transaction linked the same source key first: rerun and
@@ -411,7 +411,7 @@ func (c txConn) InsertAccount(ctx context.Context, a engine.Account) error {
 func (c txConn) UpdateAccount(ctx context.Context, a engine.Account) error {
 	r, err := c.exec(ctx, "update account", `UPDATE accounts SET identity_id = ?, attrs = ?, raw = ?, groups = ?, email_verified = ?, hash = ?,
 		active = ?, removed = ?, last_seen = ?, changed_at = ? WHERE id = ?`,
-		a.IdentityID, jsonOf(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified, a.Hash, a.Active, a.Removed,
+		a.IdentityID, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified, a.Hash, a.Active, a.Removed,
 		tsOf(a.LastSeen), tsOf(a.ChangedAt), a.ID)
 	if err != nil {
 		return err

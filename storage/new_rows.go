@@ -20,7 +20,7 @@ import (
 func (c txConn) InsertNew(ctx context.Context, rows engine.NewRows) error {
 	if err := insertRows(ctx, c, "insert identities", "identities", identityCols, 16, len(rows.Identities), func(args []any, k int) []any {
 		i := rows.Identities[k]
-		return append(args, i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, jsonOf(i.Attrs), encodeProvenance(i.Provenance),
+		return append(args, i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
 			norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 			norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
 			tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
@@ -29,7 +29,7 @@ func (c txConn) InsertNew(ctx context.Context, rows engine.NewRows) error {
 	}
 	err := insertRows(ctx, c, "insert accounts", "accounts", accountCols, 15, len(rows.Accounts), func(args []any, k int) []any {
 		a := rows.Accounts[k]
-		return append(args, a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, jsonOf(a.Attrs), nullText(a.Raw), groupsText(a.Groups),
+		return append(args, a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups),
 			a.EmailVerified, a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
 	})
 	if isExists(err) {

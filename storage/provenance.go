@@ -109,3 +109,29 @@ func DecodeProvenance(s string) map[string]reconcile.Provenance {
 	}
 	return out
 }
+
+// attrsJSON encodes attributes as encoding/json does (keys sorted), by
+// hand: it runs for the golden record and the account of every write.
+func attrsJSON(a engine.Attrs) string {
+	if a == nil {
+		return "null"
+	}
+	keys := make([]string, 0, len(a))
+	n := 2
+	for k, v := range a {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = engine.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = engine.AppendJSONString(b, a[k])
+	}
+	return string(append(b, '}'))
+}

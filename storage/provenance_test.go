@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"encoding/json"
 	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/idsync/idsync/engine"
 	"github.com/idsync/idsync/reconcile"
 )
 
@@ -63,5 +65,14 @@ func TestProvenanceReadsLegacyMapForm(t *testing.T) {
 	}
 	if len(DecodeProvenance("garbage")) != 0 || len(DecodeProvenance("")) != 0 {
 		t.Error("unreadable values should decode as empty")
+	}
+}
+
+func TestAttrsJSONMatchesEncodingJSON(t *testing.T) {
+	for _, a := range []engine.Attrs{nil, {}, {"b": "2", "a": "1"}, {"department": "R&D", "title": `<b>"x"</b>`, "é": "\u2028\x01", "bad": "\xff"}} {
+		want, _ := json.Marshal(a)
+		if got := attrsJSON(a); got != string(want) {
+			t.Errorf("attrsJSON(%v) = %s, want %s", a, got, want)
+		}
 	}
 }
