@@ -87,10 +87,37 @@ func keyDigest(k string) uint64 {
 	return h.Sum64()
 }
 
-// applyPage applies one page: unchanged subjects by a read each, the rest in
-// one transaction with one audit append.
+// preparedPage is a page after the reads that need no transaction: what
+// is unchanged is counted, the rest is left to do.
+type preparedPage struct {
+	todo      []Observation
+	hashes    []string
+	absent    []bool
+	unchanged int
+	// seen and errors are the stream's totals when the page was sent.
+	seen, errors int
+	// barrier, when set, is closed once the page is committed (or given
+	// up): the stream side waits for it (see ApplySnapshot).
+	barrier chan struct{}
+}
+
+// applyPage applies one page: unchanged subjects by one read for the page,
+// the rest in one transaction with one audit append.
 func (e *Engine) applyPage(ctx context.Context, page []Observation, opts SnapshotOptions, plan *Plan) (Counts, error) {
-	var c Counts
+	p, err := e.preparePage(ctx, page)
+	if err != nil {
+		return Counts{}, err
+	}
+	return e.commitPage(ctx, p, opts, plan)
+}
+
+// preparePage hashes a page's observations and reads, in one query, which
+// are unchanged.
+func (e *Engine) preparePage(ctx context.Context, page []Observation) (preparedPage, error) {
+	var c preparedPage
+	if len(page) == 0 {
+		return c, nil
+	}
 	todo := make([]Observation, 0, len(page))
 	hashes := make([]string, 0, len(page))
 	absent := make([]bool, 0, len(page))
@@ -108,7 +135,7 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 		h := obs.ContentHash()
 		old, ok := stored[obs.Key]
 		if ok && old == h && obs.SourceID == page[0].SourceID {
-			c.Unchanged++
+			c.unchanged++
 			continue
 		}
 		todo = append(todo, obs)
@@ -118,13 +145,21 @@ func (e *Engine) applyPage(ctx context.Context, page []Observation, opts Snapsho
 		absent = append(absent, !ok && obs.SourceID == page[0].SourceID && !inPage[obs.Key])
 		inPage[obs.Key] = true
 	}
+	c.todo, c.hashes, c.absent = todo, hashes, absent
+	return c, nil
+}
+
+// commitPage applies what a prepared page left to do, in one transaction.
+func (e *Engine) commitPage(ctx context.Context, p preparedPage, opts SnapshotOptions, plan *Plan) (Counts, error) {
+	c := Counts{Unchanged: p.unchanged}
+	todo, hashes, absent := p.todo, p.hashes, p.absent
 	if len(todo) == 0 {
 		return c, nil
 	}
 	var pc Counts
 	var results []Result
 	attempt := 0
-	err = e.inTx(ctx, func(tx Tx) error {
+	err := e.inTx(ctx, func(tx Tx) error {
 		pc, results = Counts{}, results[:0]
 		hinted := attempt == 0 // a rerun reads every key again
 		attempt++
@@ -216,14 +251,6 @@ func (e *Engine) ApplySnapshot(ctx context.Context, sourceID string, snap iter.S
 		limit = int(math.Floor(opts.Threshold * float64(live)))
 	}
 
-	seen := map[uint64]struct{}{}
-	page := make([]Observation, 0, opts.PageSize)
-	var (
-		held       []Observation // destructive observations held back
-		deprov     int
-		explicitRm int
-		errs       []error
-	)
 	flush := func(obs []Observation) error {
 		if len(obs) == 0 {
 			return nil
@@ -238,51 +265,51 @@ func (e *Engine) ApplySnapshot(ctx context.Context, sourceID string, snap iter.S
 		}
 		return nil
 	}
-	for obs, err := range snap {
-		if err != nil {
-			return plan, fmt.Errorf("pull of %s stopped after %d subjects, nothing removed or deprovisioned: %w", src.Name, plan.Counts.Seen, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return plan, err
-		}
-		obs.SourceID = src.ID
-		plan.Counts.Seen++
-		seen[keyDigest(obs.Key)] = struct{}{} // held-back removals are not swept twice
-		if err := obs.Validate(); err != nil {
-			plan.Counts.Errors++
-			if len(errs) < 20 {
-				errs = append(errs, err)
+
+	// The stream side — reading the source, validating, hashing, the one
+	// read per page that tells what is unchanged — runs in its own
+	// goroutine, a page ahead of the transactions that apply the pages:
+	// the source and the database then work side by side.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan preparedPage, 1)
+	st := &snapshotStream{e: e, src: src, opts: opts, limit: limit, seen: map[uint64]struct{}{}, out: pages}
+	go func() {
+		defer close(pages)
+		defer func() {
+			if p := recover(); p != nil {
+				st.err = fmt.Errorf("pull of %s: reading the snapshot panicked: %v", src.Name, p)
 			}
-			continue
-		}
-		if obs.Inactive || obs.Removed {
-			acct, ok, err := e.store.AccountByKey(ctx, src.ID, obs.Key)
+		}()
+		st.err = st.run(pctx, snap)
+	}()
+	var applyErr error
+	for p := range pages {
+		if applyErr == nil {
+			c, err := e.commitPage(ctx, p, opts, &plan)
 			if err != nil {
-				return plan, fmt.Errorf("pull of %s: %w", src.Name, err)
-			}
-			if ok && !acct.Removed && (acct.Active || obs.Removed) {
-				if obs.Removed {
-					explicitRm++
-				} else {
-					deprov++
+				applyErr = err
+				cancel() // the stream side stops at its next step
+			} else {
+				plan.Counts.Add(c)
+				plan.Counts.Seen, plan.Counts.Errors = p.seen, p.errors
+				if opts.Progress != nil {
+					opts.Progress(plan.Counts)
 				}
-				if len(held) <= limit {
-					held = append(held, obs)
-				}
-				continue
 			}
 		}
-		page = append(page, obs)
-		if len(page) == opts.PageSize {
-			if err := flush(page); err != nil {
-				return plan, err
-			}
-			page = page[:0]
+		if p.barrier != nil {
+			close(p.barrier)
 		}
 	}
-	if err := flush(page); err != nil {
-		return plan, err
+	if applyErr != nil {
+		return plan, applyErr
 	}
+	if st.err != nil {
+		return plan, st.err
+	}
+	plan.Counts.Seen, plan.Counts.Errors = st.count, st.errors
+	seen, held, deprov, explicitRm, errs := st.seen, st.held, st.deprov, st.explicitRm, st.errs
 
 	var missing []string
 	if !opts.Upsert {
@@ -344,6 +371,114 @@ func (e *Engine) ApplySnapshot(ctx context.Context, sourceID string, snap iter.S
 		}
 	}
 	return plan, errors.Join(errs...)
+}
+
+// snapshotStream is the stream side of ApplySnapshot: it reads the
+// snapshot, validates each observation, holds back the destructive ones,
+// and sends prepared pages. Only it touches its fields until out is
+// closed.
+type snapshotStream struct {
+	e     *Engine
+	src   Source
+	opts  SnapshotOptions
+	limit int
+	out   chan<- preparedPage
+
+	seen          map[uint64]struct{} // digest of every key seen
+	count, errors int
+	held          []Observation // destructive observations held back
+	deprov        int
+	explicitRm    int
+	errs          []error
+	err           error
+}
+
+func (st *snapshotStream) run(ctx context.Context, snap iter.Seq2[Observation, error]) error {
+	src := st.src
+	page := make([]Observation, 0, st.opts.PageSize)
+	// send prepares and sends the page; with barrier it then waits until
+	// every page sent so far has committed.
+	send := func(barrier bool) error {
+		var p preparedPage
+		if len(page) > 0 {
+			var err error
+			if p, err = st.e.preparePage(ctx, page); err != nil {
+				return err
+			}
+			page = page[:0]
+		}
+		p.seen, p.errors = st.count, st.errors
+		if barrier {
+			p.barrier = make(chan struct{})
+		} else if len(p.todo) == 0 && p.unchanged == 0 {
+			return nil
+		}
+		select {
+		case st.out <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if barrier {
+			select {
+			case <-p.barrier:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	for obs, err := range snap {
+		if err != nil {
+			return fmt.Errorf("pull of %s stopped after %d subjects, nothing removed or deprovisioned: %w", src.Name, st.count, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		obs.SourceID = src.ID
+		st.count++
+		d := keyDigest(obs.Key)
+		if _, again := st.seen[d]; again {
+			// A key stated twice: the reads for its second statement (held
+			// back or not, unchanged or not) must see what the first
+			// wrote, so everything before it commits first. Snapshots
+			// rarely repeat a key; this costs nothing otherwise.
+			if err := send(true); err != nil {
+				return err
+			}
+		}
+		st.seen[d] = struct{}{} // held-back removals are not swept twice
+		if err := obs.Validate(); err != nil {
+			st.errors++
+			if len(st.errs) < 20 {
+				st.errs = append(st.errs, err)
+			}
+			continue
+		}
+		if obs.Inactive || obs.Removed {
+			acct, ok, err := st.e.store.AccountByKey(ctx, src.ID, obs.Key)
+			if err != nil {
+				return fmt.Errorf("pull of %s: %w", src.Name, err)
+			}
+			if ok && !acct.Removed && (acct.Active || obs.Removed) {
+				if obs.Removed {
+					st.explicitRm++
+				} else {
+					st.deprov++
+				}
+				if len(st.held) <= st.limit {
+					st.held = append(st.held, obs)
+				}
+				continue
+			}
+		}
+		page = append(page, obs)
+		if len(page) == st.opts.PageSize {
+			if err := send(false); err != nil {
+				return err
+			}
+		}
+	}
+	return send(false)
 }
 
 // ApplyAll applies a stream of observations as upserts (an import), in

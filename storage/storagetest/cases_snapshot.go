@@ -433,3 +433,60 @@ var _ = register(
 		}
 	}},
 )
+
+var _ = register(
+	Case{"snapshot repeating a key pages apart: the later statement wins, one account", func(t *testing.T, f *Fixture) {
+		obs := []engine.Observation{
+			{Key: "dup", Attrs: person("dup", "department", "R&D")}, entry(0), entry(1), entry(2),
+			{Key: "dup", Attrs: person("dup", "department", "Ops")}, entry(3),
+			{Key: "dup", Attrs: person("dup", "department", "Ops")}, // unchanged by now
+		}
+		p, err := f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{PageSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Counts.Seen != 7 || p.Counts.Created != 5 || p.Counts.Updated != 1 || p.Counts.Unchanged != 1 {
+			t.Fatalf("counts %+v, want 7 seen, 5 created, 1 updated, 1 unchanged", p.Counts)
+		}
+		if n := f.Count("accounts", "source_id = ? AND source_key = ?", f.LDAP.ID, "dup"); n != 1 {
+			t.Fatalf("%d accounts for the repeated key, want 1", n)
+		}
+		if a := f.Account(f.LDAP.ID, "dup"); a.Attrs["department"] != "Ops" {
+			t.Fatalf("the later statement should win: %+v", a.Attrs)
+		}
+	}},
+
+	Case{"snapshot changing a key and changing it back a page later ends as the later statement says", func(t *testing.T, f *Fixture) {
+		f.Apply(engine.Observation{SourceID: f.LDAP.ID, Key: "flip", Attrs: person("flip", "department", "R&D")})
+		obs := []engine.Observation{{Key: "flip", Attrs: person("flip", "department", "Ops")}, entry(0),
+			{Key: "flip", Attrs: person("flip", "department", "R&D")}}
+		for range 5 { // the stream runs a page ahead of the commits: give a stale read every chance
+			if _, err := f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{PageSize: 2, Upsert: true}); err != nil {
+				t.Fatal(err)
+			}
+			if a := f.Account(f.LDAP.ID, "flip"); a.Attrs["department"] != "R&D" {
+				t.Fatalf("department %q, want R&D (the snapshot's last word)", a.Attrs["department"])
+			}
+		}
+	}},
+
+	Case{"snapshot stating a new key then disabling it later holds the deprovision back and counts it", func(t *testing.T, f *Fixture) {
+		fullSync(t, f)
+		obs := append(entries(snapN), engine.Observation{Key: "late", Attrs: person("late")},
+			engine.Observation{Key: "x1", Attrs: person("x1")}, engine.Observation{Key: "x2", Attrs: person("x2")},
+			engine.Observation{Key: "late", Attrs: person("late"), Inactive: true})
+		p, err := f.Snapshot(f.LDAP, stream(obs, nil), engine.SnapshotOptions{PageSize: 3, Threshold: 0.5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := f.Account(f.LDAP.ID, "late"); a.Active {
+			t.Fatalf("the later statement disabled %q: %+v", "late", a)
+		}
+		if p.Counts.Created != 3 {
+			t.Errorf("counts %+v, want 3 created", p.Counts)
+		}
+		if f.State(f.Account(f.LDAP.ID, "late").IdentityID) != deprovisioned {
+			t.Errorf("late's state %s, want deprovisioned", f.State(f.Account(f.LDAP.ID, "late").IdentityID))
+		}
+	}},
+)
