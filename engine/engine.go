@@ -333,7 +333,9 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 	)
 	var news *newcomers // where a person this creates is buffered
 	if h != nil && h.absent {
-		news = h.page.news
+		if h.page != nil {
+			news = h.page.news
+		}
 	} else {
 		if acct, found, err = tx.AccountByKey(ctx, src.ID, obs.Key); err != nil {
 			return Result{}, err
@@ -507,7 +509,7 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 	if err := ch.flush(ctx, tx, dryRun); err != nil {
 		return Result{}, err
 	}
-	if h != nil {
+	if h != nil && h.page != nil {
 		h.page.touch(before, ident.Attrs)
 	}
 	return Result{IdentityID: ident.ID, AccountID: acct.ID, State: ident.State, Outcome: outcome, Events: ch.events}, nil
@@ -541,7 +543,7 @@ func (e *Engine) match(ctx context.Context, tx Tx, org Organization, src Source,
 	if len(values) > 0 && h != nil && h.candidates != nil && !h.page.touchedAny(values) {
 		in.Candidates = h.candidates
 	} else if len(values) > 0 {
-		if h != nil && h.page.news.mayMatch(values) {
+		if h != nil && h.page != nil && h.page.news.mayMatch(values) {
 			if err := h.page.news.flush(ctx, tx); err != nil {
 				return reconcile.MatchResult{}, err
 			}

@@ -112,7 +112,8 @@ type page struct {
 	touched map[string]struct{}
 }
 
-// pageHint is one observation's view of its page.
+// pageHint is one observation's view of its page (page is nil for an
+// observation applied alone whose key is known to be new).
 type pageHint struct {
 	page *page
 	// absent: a read just before the transaction found no account for

@@ -29,6 +29,9 @@ type SourceWriter struct {
 	// batch, when set, collects the audit events of a grouped transaction
 	// for one append at its end.
 	batch *[]AuditEvent
+	// rerun: this write runs again after a failed attempt, so hints taken
+	// before the first attempt are not trusted (see Prepared).
+	rerun bool
 }
 
 // WriteSource runs fn in one transaction of the source's (rerun from the
@@ -56,15 +59,15 @@ func (e *Engine) WriteSource(ctx context.Context, sourceID, actor, corr string, 
 
 // writeReq is one WriteSource call.
 type writeReq struct {
-	ctx        context.Context
-	src        Source
-	org        Organization
-	actor      string
-	corr       string
-	fn         func(ctx context.Context, w *SourceWriter) error
-	err        error
-	done       chan struct{}
-	savepoints bool
+	ctx   context.Context
+	src   Source
+	org   Organization
+	actor string
+	corr  string
+	fn    func(ctx context.Context, w *SourceWriter) error
+	err   error
+	done  chan struct{}
+	rerun bool // run again after a failed attempt
 }
 
 func (e *Engine) newWriter(tx Tx, r *writeReq) *SourceWriter {
@@ -75,8 +78,11 @@ func (e *Engine) newWriter(tx Tx, r *writeReq) *SourceWriter {
 
 // writeOne runs one request in its own transaction, with retries.
 func (e *Engine) writeOne(r *writeReq) error {
+	attempt := 0
 	return e.inTx(r.ctx, func(tx Tx) error {
 		w := e.newWriter(tx, r)
+		w.rerun = r.rerun || attempt > 0
+		attempt++
 		if err := r.fn(r.ctx, w); err != nil {
 			return err
 		}
@@ -115,9 +121,17 @@ type writeGroup struct {
 	mu      sync.Mutex
 	pending []*writeReq
 	leading bool
+	// last is the size of the previous batch; arrived, when set, is
+	// closed by the next call to arrive (see awaitJoin).
+	last    int
+	arrived chan struct{}
 }
 
 const maxWriteGroup = 64
+
+// joinWait bounds how long a batch waits, in all, for calls to join it
+// (see awaitJoin).
+const joinWait = time.Millisecond
 
 func (g *writeGroup) submit(e *Engine, r *writeReq) error {
 	r.done = make(chan struct{})
@@ -125,6 +139,10 @@ func (g *writeGroup) submit(e *Engine, r *writeReq) error {
 	g.pending = append(g.pending, r)
 	lead := !g.leading
 	g.leading = true
+	if g.arrived != nil {
+		close(g.arrived) // a batch is waiting for company
+		g.arrived = nil
+	}
 	g.mu.Unlock()
 	if lead {
 		g.lead(e)
@@ -141,7 +159,7 @@ func (g *writeGroup) lead(e *Engine) {
 	batch := append([]*writeReq(nil), g.pending[:n]...)
 	g.pending = append(g.pending[:0], g.pending[n:]...)
 	g.mu.Unlock()
-	e.runWriteBatch(batch)
+	e.runWriteBatch(g, batch)
 	g.mu.Lock()
 	if len(g.pending) > 0 {
 		go g.lead(e)
@@ -151,12 +169,67 @@ func (g *writeGroup) lead(e *Engine) {
 	g.mu.Unlock()
 }
 
-func (e *Engine) runWriteBatch(batch []*writeReq) {
+// join moves calls that arrived meanwhile into a running batch, up to
+// maxWriteGroup in all; false when none are waiting.
+func (g *writeGroup) join(batch *[]*writeReq) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := min(len(g.pending), maxWriteGroup-len(*batch))
+	if n <= 0 {
+		return false
+	}
+	*batch = append(*batch, g.pending[:n]...)
+	g.pending = append(g.pending[:0], g.pending[n:]...)
+	return true
+}
+
+// awaitJoin is join for a batch about to commit much smaller than the
+// previous one: its writers are then most likely between two requests
+// (answering their clients, reading the next one), and committing now
+// would leave them to queue behind this commit for one of their own. So
+// it waits for the next call to arrive, until the deadline. A lone writer
+// (previous batch under 4) never waits. PostgreSQL's commit_delay and
+// MySQL's binlog_group_commit_sync_delay make the same trade.
+func (g *writeGroup) awaitJoin(batch *[]*writeReq, deadline time.Time) bool {
+	g.mu.Lock()
+	if len(g.pending) == 0 && (g.last < 4 || len(*batch) >= g.last/2 || !time.Now().Before(deadline)) {
+		g.mu.Unlock()
+		return false
+	}
+	var ch chan struct{}
+	if len(g.pending) == 0 {
+		ch = make(chan struct{})
+		g.arrived = ch
+	}
+	g.mu.Unlock()
+	if ch != nil {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		g.mu.Lock()
+		if g.arrived == ch {
+			g.arrived = nil
+		}
+		g.mu.Unlock()
+	}
+	return g.join(batch)
+}
+
+// runWriteBatch runs a batch in one transaction. Calls that arrive while it
+// runs join it (up to maxWriteGroup) instead of waiting for a transaction
+// of their own: a lone call is not committed alone while others queue
+// behind its commit, and the commit — most of the cost of a small write —
+// is shared by as many as were ready.
+func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
+	live := batch[:0:0]
 	// A panic in one fn must not leave callers waiting forever or the group
 	// without a leader: every caller of the batch gets an error.
 	defer func() {
 		if p := recover(); p != nil {
-			for _, r := range batch {
+			for _, r := range append(batch, live...) {
 				select {
 				case <-r.done:
 				default:
@@ -166,7 +239,6 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 			}
 		}
 	}()
-	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -178,24 +250,35 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 	if len(live) == 0 {
 		return
 	}
-	if len(live) == 1 {
-		live[0].err = e.writeOne(live[0])
-		close(live[0].done)
-		return
-	}
 	bg := context.Background()
-	var events []AuditEvent
+	var (
+		events  []AuditEvent
+		bareErr error // the error of a first call that ran alone
+	)
 	err := e.store.InTx(bg, func(tx Tx) error {
 		sp, ok := tx.(savepointer)
 		if !ok {
 			return fmt.Errorf("transaction has no savepoints: %w", ErrRetry)
 		}
 		events = events[:0]
-		for _, r := range live {
-			ctx := context.WithoutCancel(r.ctx)
+		deadline := time.Now().Add(joinWait)
+		for i := 0; i < len(live) || g.join(&live) || g.awaitJoin(&live, deadline); i++ {
+			r := live[i]
 			r.err = nil
-			if err := sp.Savepoint(bg, "scimw"); err != nil {
-				return err
+			if i > 0 && r.ctx.Err() != nil { // joined after giving up
+				r.err = r.ctx.Err()
+				continue
+			}
+			ctx := context.WithoutCancel(r.ctx)
+			// A call that starts the transaction alone runs bare: if it
+			// fails, rolling the transaction back undoes exactly it. The
+			// others run in a savepoint each, so that an error undoes that
+			// call only.
+			bare := i == 0 && len(live) == 1
+			if !bare {
+				if err := sp.Savepoint(bg, "scimw"); err != nil {
+					return err
+				}
 			}
 			mark := len(events)
 			w := e.newWriter(tx, r)
@@ -204,6 +287,10 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 			if err == nil {
 				err = w.ch.flush(ctx, tx, false)
 			}
+			if err != nil && bare {
+				bareErr = err
+				return err
+			}
 			if err != nil {
 				if rerr := sp.RollbackTo(bg, "scimw"); rerr != nil {
 					return rerr
@@ -211,8 +298,10 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 				events = events[:mark]
 				r.err = err
 			}
-			if err := sp.Release(bg, "scimw"); err != nil {
-				return err
+			if !bare {
+				if err := sp.Release(bg, "scimw"); err != nil {
+					return err
+				}
 			}
 		}
 		if len(events) == 0 {
@@ -223,8 +312,15 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 	if err == nil && len(events) > 0 {
 		e.opts.Metrics.AuditEvents(len(events))
 	}
-	for _, r := range live {
-		if err != nil || errors.Is(r.err, ErrRetry) {
+	g.mu.Lock()
+	g.last = len(live)
+	g.mu.Unlock()
+	for i, r := range live {
+		switch {
+		case i == 0 && bareErr != nil && !errors.Is(bareErr, ErrRetry):
+			r.err = bareErr // it ran alone: the rollback undid it, and only it
+		case err != nil || errors.Is(r.err, ErrRetry):
+			r.rerun = true
 			r.err = e.writeOne(r) // the batch failed as a whole, or this one lost a race
 		}
 		close(r.done)
@@ -234,21 +330,58 @@ func (e *Engine) runWriteBatch(batch []*writeReq) {
 // Apply applies an observation of the writer's source in its transaction
 // (see Engine.Apply).
 func (w *SourceWriter) Apply(ctx context.Context, obs Observation) (Result, error) {
-	obs.SourceID = w.Src.ID
+	p, err := w.Src.Prepare(obs, false)
+	if err != nil {
+		return Result{Outcome: "invalid"}, err
+	}
+	return w.ApplyPrepared(ctx, p)
+}
+
+// Prepared is an observation validated and hashed ahead of its
+// transaction (see Source.Prepare), so that the shared writer spends no
+// time on it.
+type Prepared struct {
+	obs  Observation
+	hash string
+	// newKey: the caller minted the key just now (a SCIM resource ID), so
+	// no account holds it and it is not looked up.
+	newKey bool
+}
+
+// Prepare validates and hashes obs as an observation of s. newKey says
+// the caller minted obs.Key just now, so no account can hold it yet: the
+// apply then skips looking it up (were it wrong, the insert would fail on
+// the unique key and the write would rerun).
+func (s Source) Prepare(obs Observation, newKey bool) (Prepared, error) {
+	obs.SourceID = s.ID
+	if err := obs.Validate(); err != nil {
+		return Prepared{}, err
+	}
+	return Prepared{obs: obs, hash: obs.ContentHash(), newKey: newKey}, nil
+}
+
+// ApplyPrepared is Apply for an observation prepared outside the
+// transaction.
+func (w *SourceWriter) ApplyPrepared(ctx context.Context, p Prepared) (Result, error) {
+	obs := p.obs
+	if obs.SourceID != w.Src.ID {
+		return Result{Outcome: "invalid"}, fmt.Errorf("observation prepared for source %s applied to %s: %w", obs.SourceID, w.Src.ID, ErrInvalid)
+	}
 	if obs.Actor == "" {
 		obs.Actor = w.ch.actor
 	}
 	if obs.CorrelationID == "" {
 		obs.CorrelationID = w.ch.corr
 	}
-	if err := obs.Validate(); err != nil {
-		return Result{Outcome: "invalid"}, err
-	}
 	if obs.At.IsZero() {
 		obs.At = w.Now
 	}
+	var h *pageHint
+	if p.newKey && !w.rerun {
+		h = &pageHint{absent: true}
+	}
 	start := time.Now()
-	res, err := w.e.applyBatched(ctx, w.Tx, obs, obs.ContentHash(), nil, false, w.batch)
+	res, err := w.e.applyHinted(ctx, w.Tx, obs, p.hash, nil, false, w.batch, h)
 	if err == nil {
 		w.e.opts.Metrics.ObserveApply(res.Outcome, time.Since(start))
 	}

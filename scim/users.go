@@ -163,8 +163,9 @@ func userRow(src, id string, doc map[string]any) (engine.SCIMResource, error) {
 }
 
 // applyUser stores a user (r, whose document is doc) and applies it to the
-// graph, in w's transaction.
-func applyUser(ctx context.Context, w *engine.SourceWriter, tx engine.SCIMTx, r engine.SCIMResource, doc map[string]any, create bool, prevVersion int64) error {
+// graph, in w's transaction. obs is nil when the observation is to be made
+// from doc here (a create prepares it before the transaction).
+func applyUser(ctx context.Context, w *engine.SourceWriter, tx engine.SCIMTx, r engine.SCIMResource, doc map[string]any, obs *engine.Prepared, create bool, prevVersion int64) error {
 	if create {
 		if err := tx.InsertSCIMResource(ctx, r); err != nil {
 			return err
@@ -172,7 +173,14 @@ func applyUser(ctx context.Context, w *engine.SourceWriter, tx engine.SCIMTx, r 
 	} else if err := tx.UpdateSCIMResource(ctx, r, prevVersion); err != nil {
 		return err
 	}
-	_, err := w.Apply(ctx, observation(r.ID, doc, r.Doc))
+	if obs == nil {
+		p, err := w.Src.Prepare(observation(r.ID, doc, r.Doc), false)
+		if err != nil {
+			return err
+		}
+		obs = &p
+	}
+	_, err := w.ApplyPrepared(ctx, *obs)
 	return err
 }
 
@@ -186,13 +194,19 @@ func (h *Handler) createUser(ctx context.Context, d *dir, req request) (response
 	if err != nil {
 		return response{}, err
 	}
+	// Validated and hashed before the transaction; the key is the ID just
+	// minted, so no account holds it.
+	obs, err := d.src.Prepare(observation(id, doc, r.Doc), true)
+	if err != nil {
+		return response{}, err
+	}
 	err = h.e.WriteSource(ctx, d.src.ID, req.actor, req.corr, func(ctx context.Context, w *engine.SourceWriter) error {
 		tx, err := scimTx(w)
 		if err != nil {
 			return err
 		}
 		r.Version, r.Created, r.Modified = 1, w.Now, w.Now
-		return applyUser(ctx, w, tx, r, doc, true, 0)
+		return applyUser(ctx, w, tx, r, doc, &obs, true, 0)
 	})
 	if err != nil {
 		return response{}, err
@@ -219,7 +233,7 @@ func (h *Handler) putUser(ctx context.Context, d *dir, req request, id string) (
 			return nil // nothing changed: keep the version
 		}
 		r.Version, r.Modified = cur.Version+1, w.Now
-		return applyUser(ctx, w, tx, r, doc, false, cur.Version)
+		return applyUser(ctx, w, tx, r, doc, nil, false, cur.Version)
 	})
 	if err != nil {
 		return response{}, err
@@ -258,7 +272,7 @@ func (h *Handler) patchUser(ctx context.Context, d *dir, req request, id string)
 			return nil
 		}
 		r.Version, r.Modified = cur.Version+1, w.Now
-		return applyUser(ctx, w, tx, r, doc, false, cur.Version)
+		return applyUser(ctx, w, tx, r, doc, nil, false, cur.Version)
 	})
 	if err != nil {
 		return response{}, err
