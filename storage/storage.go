@@ -294,8 +294,12 @@ func (c txConn) Savepoint(ctx context.Context, name string) error {
 	return mapErr(err)
 }
 
+// RollbackTo also forgets what the transaction memoised: a group the
+// undone writes created no longer exists.
 func (c txConn) RollbackTo(ctx context.Context, name string) error {
 	_, err := c.x.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name)
+	clear(c.memo.groups)
+	clear(c.memo.noConflicts)
 	return mapErr(err)
 }
 

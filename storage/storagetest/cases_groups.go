@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -85,6 +86,45 @@ var _ = register(
 		}
 		if g := f.Account(f.SCIM.ID, "u-1").Groups; !slices.Equal(g, []string{"A", "B"}) {
 			t.Errorf("account groups %v, want A and B kept", g)
+		}
+	}},
+)
+
+var _ = register(
+	Case{"a savepoint rollback forgets the groups its writes created", func(t *testing.T, f *Fixture) {
+		who := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "s-ghost", Attrs: person("ghost")})
+		err := f.DB.InTx(bg, func(tx engine.Tx) error {
+			sp, ok := tx.(interface {
+				Savepoint(ctx context.Context, name string) error
+				RollbackTo(ctx context.Context, name string) error
+				Release(ctx context.Context, name string) error
+			})
+			if !ok {
+				t.Fatal("the transaction has no savepoints")
+			}
+			if err := sp.Savepoint(bg, "t"); err != nil {
+				return err
+			}
+			if _, created, err := tx.EnsureGroup(bg, f.Org.ID, "Ghosts", f.Clock.Now()); err != nil || !created {
+				t.Fatalf("EnsureGroup: created %v, %v", created, err)
+			}
+			if err := sp.RollbackTo(bg, "t"); err != nil {
+				return err
+			}
+			if err := sp.Release(bg, "t"); err != nil {
+				return err
+			}
+			g, created, err := tx.EnsureGroup(bg, f.Org.ID, "Ghosts", f.Clock.Now())
+			if err != nil || !created {
+				t.Fatalf("after the rollback EnsureGroup: created %v, %v; want the group created again", created, err)
+			}
+			return tx.AddMembership(bg, engine.Membership{GroupID: g.ID, IdentityID: who.IdentityID, SourceID: f.SCIM.ID, GrantedAt: f.Clock.Now()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.GroupsOf(who.IdentityID); !slices.Equal(got, []string{"Ghosts"}) {
+			t.Errorf("groups %v, want [Ghosts]", got)
 		}
 	}},
 )
