@@ -202,6 +202,9 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 		var res Result
 		err := e.WriteSource(ctx, src.ID, obs.Actor, obs.CorrelationID, func(ctx context.Context, w *SourceWriter) error {
 			var err error
+			if err := w.flushNews(ctx); err != nil {
+				return err
+			}
 			res, err = e.applyBatched(ctx, w.Tx, obs, hash, nil, false, w.batch)
 			return err
 		})

@@ -31,6 +31,47 @@ type newcomers struct {
 	// norms holds rule attribute + "\x00" + lower-cased value of each
 	// buffered person's matching attributes.
 	norms map[string]struct{}
+	// In a grouped write (writer.go) each call runs in a savepoint: mark
+	// is where the current call's rows begin, and crossed says a flush
+	// during the call wrote rows of earlier calls (which a rollback of the
+	// call would then undo as well).
+	mark    [4]int
+	crossed bool
+}
+
+func (n *NewRows) lens() [4]int {
+	return [4]int{len(n.Identities), len(n.Accounts), len(n.OrgMembers), len(n.Memberships)}
+}
+
+// begin marks the start of a call of a grouped write.
+func (n *newcomers) begin() {
+	n.mark, n.crossed = n.rows.lens(), false
+}
+
+// undo drops the rows the current call buffered, after its savepoint was
+// rolled back; false when a flush during the call wrote earlier calls'
+// rows, which the rollback undid too (the caller must then give up the
+// whole transaction).
+func (n *newcomers) undo() bool {
+	if n.crossed {
+		return false
+	}
+	m := n.mark
+	n.rows.Identities, n.rows.Accounts = n.rows.Identities[:m[0]], n.rows.Accounts[:m[1]]
+	n.rows.OrgMembers, n.rows.Memberships = n.rows.OrgMembers[:m[2]], n.rows.Memberships[:m[3]]
+	clear(n.norms)
+	for _, i := range n.rows.Identities {
+		n.addNorms(i.Attrs)
+	}
+	return true
+}
+
+func (n *newcomers) addNorms(a Attrs) {
+	for _, attr := range MatchableAttrs() {
+		if v := a[attr]; strings.TrimSpace(v) != "" {
+			n.norms[normKey(attr, v)] = struct{}{}
+		}
+	}
 }
 
 func newNewcomers() *newcomers { return &newcomers{norms: map[string]struct{}{}} }
@@ -58,6 +99,10 @@ func (n *newcomers) flush(ctx context.Context, tx Tx) error {
 	if n == nil || len(n.rows.Identities)+len(n.rows.Accounts)+len(n.rows.OrgMembers)+len(n.rows.Memberships) == 0 {
 		return nil
 	}
+	if n.mark != [4]int{} {
+		n.crossed = true
+	}
+	n.mark = [4]int{}
 	err := tx.InsertNew(ctx, n.rows)
 	n.rows = NewRows{Identities: n.rows.Identities[:0], Accounts: n.rows.Accounts[:0],
 		OrgMembers: n.rows.OrgMembers[:0], Memberships: n.rows.Memberships[:0]}
@@ -74,11 +119,7 @@ type bufferedTx struct {
 
 func (b bufferedTx) InsertIdentity(_ context.Context, i Identity) error {
 	b.n.rows.Identities = append(b.n.rows.Identities, i)
-	for _, attr := range MatchableAttrs() {
-		if v := i.Attrs[attr]; strings.TrimSpace(v) != "" {
-			b.n.norms[normKey(attr, v)] = struct{}{}
-		}
-	}
+	b.n.addNorms(i.Attrs)
 	return nil
 }
 

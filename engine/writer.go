@@ -32,6 +32,19 @@ type SourceWriter struct {
 	// rerun: this write runs again after a failed attempt, so hints taken
 	// before the first attempt are not trusted (see Prepared).
 	rerun bool
+	// page, in a grouped transaction, buffers the people that calls with
+	// freshly minted keys create, written together at its end (see
+	// newcomers); nil otherwise.
+	page *page
+}
+
+// flushNews writes the people buffered by earlier calls of the grouped
+// transaction: anything but a newcomer's create may read them.
+func (w *SourceWriter) flushNews(ctx context.Context) error {
+	if w.page == nil {
+		return nil
+	}
+	return w.page.news.flush(ctx, w.Tx)
 }
 
 // WriteSource runs fn in one transaction of the source's (rerun from the
@@ -261,6 +274,7 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 			return fmt.Errorf("transaction has no savepoints: %w", ErrRetry)
 		}
 		events = events[:0]
+		pg := &page{news: newNewcomers(), touched: map[string]struct{}{}}
 		deadline := time.Now().Add(joinWait)
 		for i := 0; i < len(live) || g.join(&live) || g.awaitJoin(&live, deadline); i++ {
 			r := live[i]
@@ -281,8 +295,9 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 				}
 			}
 			mark := len(events)
+			pg.news.begin()
 			w := e.newWriter(tx, r)
-			w.batch, w.ch.batch = &events, &events
+			w.batch, w.ch.batch, w.page = &events, &events, pg
 			err := r.fn(ctx, w)
 			if err == nil {
 				err = w.ch.flush(ctx, tx, false)
@@ -295,6 +310,9 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 				if rerr := sp.RollbackTo(bg, "scimw"); rerr != nil {
 					return rerr
 				}
+				if !pg.news.undo() {
+					return fmt.Errorf("a failed write of the batch took others' buffered rows with it: %w", ErrRetry)
+				}
 				events = events[:mark]
 				r.err = err
 			}
@@ -303,6 +321,9 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 					return err
 				}
 			}
+		}
+		if err := pg.news.flush(bg, tx); err != nil {
+			return err
 		}
 		if len(events) == 0 {
 			return nil
@@ -378,7 +399,9 @@ func (w *SourceWriter) ApplyPrepared(ctx context.Context, p Prepared) (Result, e
 	}
 	var h *pageHint
 	if p.newKey && !w.rerun {
-		h = &pageHint{absent: true}
+		h = &pageHint{absent: true, page: w.page}
+	} else if err := w.flushNews(ctx); err != nil {
+		return Result{}, err
 	}
 	start := time.Now()
 	res, err := w.e.applyHinted(ctx, w.Tx, obs, p.hash, nil, false, w.batch, h)
@@ -393,6 +416,9 @@ func (w *SourceWriter) ApplyPrepared(ctx context.Context, p Prepared) (Result, e
 // touching that one edge only. It returns ErrNotFound when the source holds
 // no live account of that key.
 func (w *SourceWriter) SetMembership(ctx context.Context, groupName, memberKey string, add bool) error {
+	if err := w.flushNews(ctx); err != nil {
+		return err
+	}
 	acct, found, err := w.Tx.AccountByKey(ctx, w.Src.ID, memberKey)
 	if err != nil {
 		return err
@@ -452,6 +478,9 @@ func (w *SourceWriter) SetMembership(ctx context.Context, groupName, memberKey s
 // holds a live account of them, and reports whether it did. The audit log
 // keeps their history.
 func (w *SourceWriter) DeleteIfOrphan(ctx context.Context, identityID string) (bool, error) {
+	if err := w.flushNews(ctx); err != nil {
+		return false, err
+	}
 	linked, err := w.Tx.LinkedAccounts(ctx, identityID)
 	if err != nil {
 		return false, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -131,6 +132,9 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 		args = append(args, strings.ToLower(strings.TrimSpace(values[a])))
 	}
 	args = append(args, orgID)
+	if err := c.lockMatchValues(ctx, orgID, []map[string]string{values}); err != nil {
+		return nil, err
+	}
 	var rows []candidateRow
 	// Each OR arm uses its attribute's index; membership is checked per hit.
 	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
@@ -143,6 +147,35 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 		return nil, err
 	}
 	return candidatesOf(rows, values), nil
+}
+
+// lockMatchValues, in a PostgreSQL transaction, takes a transaction-scoped
+// advisory lock on each matching value of the organization before the
+// candidates are read. Two transactions creating people with one email
+// (two SCIM creates, a SCIM create and a first login) would otherwise each
+// see no candidate and create two people; the second now waits for the
+// first to commit, then finds its person. The locks are taken in one
+// statement, in key order, and released at commit. SQLite needs none: its
+// write transactions run one at a time.
+func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[string]string) error {
+	if c.tx == nil || c.d != Postgres {
+		return nil
+	}
+	var keys []int64
+	for _, vs := range values {
+		for a, v := range vs {
+			h := fnv.New64a()
+			h.Write([]byte(orgID + "\x00" + a + "\x00" + strings.ToLower(strings.TrimSpace(v))))
+			keys = append(keys, int64(h.Sum64()))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	_, err := c.exec(ctx, "lock matching values", `SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k`, keys)
+	return err
 }
 
 type candidateRow struct {
@@ -209,6 +242,9 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 		}
 	}
 	args = append(args, orgID)
+	if err := c.lockMatchValues(ctx, orgID, values); err != nil {
+		return nil, err
+	}
 	var rows []candidateRow
 	if err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
 			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
