@@ -14,26 +14,30 @@ import (
 // length-prefixed so that no two different events encode alike. Editing,
 // removing or reordering any event breaks the chain from there on.
 func ChainHash(prevHash string, ev AuditEvent) string {
-	fields := [...]string{prevHash, ev.ID, ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action,
-		ev.SubjectType, ev.SubjectID, ev.IdentityID, string(ev.Changes), ev.CorrelationID}
-	n := 16
-	for _, f := range fields {
-		n += 8 + len(f)
-	}
-	buf := make([]byte, 0, n)
+	h, _ := ChainHashBuf(nil, prevHash, &ev)
+	return h
+}
+
+// ChainHashBuf is ChainHash reusing buf for the hashed bytes (an append of
+// many events hashes them all through one buffer); it returns the buffer.
+func ChainHashBuf(buf []byte, prevHash string, ev *AuditEvent) (string, []byte) {
 	put := func(s string) {
 		buf = binary.BigEndian.AppendUint64(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
-	put(fields[0])
+	buf = buf[:0]
+	put(prevHash)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(ev.Seq))
-	put(fields[1])
+	put(ev.ID)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(ev.At.UnixMicro()))
-	for _, f := range fields[2:] {
+	for _, f := range [...]string{ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action, ev.SubjectType, ev.SubjectID, ev.IdentityID} {
 		put(f)
 	}
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(ev.Changes)))
+	buf = append(buf, ev.Changes...)
+	put(ev.CorrelationID)
 	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:]), buf
 }
 
 // VerifyReport is the outcome of VerifyAudit.

@@ -138,8 +138,12 @@ func (p Priority) better(attr string, x, y Account) bool {
 // live account, so a deprovisioned person keeps their last known record.
 // Merge is independent of the order of accounts.
 func Merge(accounts []Account, p Priority) Golden {
-	g := Golden{Attrs: Attrs{}, Provenance: map[string]Provenance{}}
-	winner := map[string]int{}
+	n := 0
+	for _, a := range accounts {
+		n = max(n, len(a.Attrs))
+	}
+	g := Golden{Attrs: make(Attrs, n), Provenance: make(map[string]Provenance, n)}
+	winner := make(map[string]int, n)
 	for i, a := range accounts {
 		for k, v := range a.Attrs {
 			if v == "" || !a.owns(k) {

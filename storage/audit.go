@@ -140,7 +140,7 @@ func (r auditRow) event() engine.AuditEvent {
 	return e
 }
 
-const auditChunk = 16
+const auditChunk = 32
 
 var auditInserts [auditChunk + 1]string
 
@@ -168,10 +168,11 @@ func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) err
 	if err := c.get(ctx, "audit head", &head, lock); err != nil {
 		return err
 	}
+	var buf []byte
 	for i := range events {
 		ev := &events[i]
 		ev.Seq, ev.PrevHash = head.Seq+1, head.Hash
-		ev.Hash = engine.ChainHash(ev.PrevHash, *ev)
+		ev.Hash, buf = engine.ChainHashBuf(buf, ev.PrevHash, ev)
 		head.Seq, head.Hash = ev.Seq, ev.Hash
 	}
 	// Multi-row inserts of up to auditChunk events: few statement shapes to
