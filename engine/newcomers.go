@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/idsync/idsync/reconcile"
 )
@@ -37,6 +38,72 @@ type newcomers struct {
 	// call would then undo as well).
 	mark    [4]int
 	crossed bool
+	// ahead, in a snapshot page, inserts full chunks of buffered people
+	// in the background while the page goes on (see inserter).
+	ahead *inserter
+}
+
+// inserter writes chunks of a page's newcomers through the page's
+// transaction from its own goroutine, while the page's goroutine works out
+// the next people: on two cores the statements and the engine's work then
+// overlap. database/sql serialises the two goroutines' use of the
+// connection. Only newcomers' rows go this way, and they are read by no
+// one until flush, which first waits for the inserter to be idle.
+type inserter struct {
+	ch   chan NewRows
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	stop func()
+}
+
+// aheadChunk is how many people a background insert carries.
+const aheadChunk = 64
+
+func startInserter(ctx context.Context, tx Tx) *inserter {
+	in := &inserter{ch: make(chan NewRows, 2)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rows := range in.ch {
+			in.mu.Lock()
+			failed := in.err != nil
+			in.mu.Unlock()
+			if !failed {
+				if err := tx.InsertNew(ctx, rows); err != nil {
+					in.mu.Lock()
+					in.err = err
+					in.mu.Unlock()
+				}
+			}
+			in.wg.Done()
+		}
+	}()
+	in.stop = func() { close(in.ch); <-done }
+	return in
+}
+
+// wait returns once every chunk handed over is written, with the first
+// error.
+func (in *inserter) wait() error {
+	in.wg.Wait()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.err
+}
+
+// handOff gives the rows buffered so far (complete people: it runs before
+// the next person's first row) to the inserter when there are enough.
+// (Handing the page's audit events over too was measured slower: the
+// append holds the connection the page's reads wait for.)
+func (n *newcomers) handOff() {
+	if n.ahead == nil || len(n.rows.Identities) < aheadChunk {
+		return
+	}
+	n.ahead.wg.Add(1)
+	n.ahead.ch <- n.rows
+	n.rows = NewRows{Identities: make([]Identity, 0, aheadChunk), Accounts: make([]Account, 0, aheadChunk),
+		OrgMembers: make([]OrgMembership, 0, aheadChunk), Memberships: make([]Membership, 0, 2*aheadChunk)}
 }
 
 func (n *NewRows) lens() [4]int {
@@ -94,9 +161,18 @@ func (n *newcomers) mayMatch(values map[string]string) bool {
 	return false
 }
 
-// flush writes the buffered rows in tx.
+// flush writes the buffered rows in tx (after what the inserter holds).
 func (n *newcomers) flush(ctx context.Context, tx Tx) error {
-	if n == nil || len(n.rows.Identities)+len(n.rows.Accounts)+len(n.rows.OrgMembers)+len(n.rows.Memberships) == 0 {
+	if n == nil {
+		return nil
+	}
+	if n.ahead != nil {
+		if err := n.ahead.wait(); err != nil {
+			return err
+		}
+	}
+	if len(n.rows.Identities)+len(n.rows.Accounts)+len(n.rows.OrgMembers)+len(n.rows.Memberships) == 0 {
+		clear(n.norms)
 		return nil
 	}
 	if n.mark != [4]int{} {
@@ -118,6 +194,7 @@ type bufferedTx struct {
 }
 
 func (b bufferedTx) InsertIdentity(_ context.Context, i Identity) error {
+	b.n.handOff() // the people buffered so far are complete
 	b.n.rows.Identities = append(b.n.rows.Identities, i)
 	b.n.addNorms(i.Attrs)
 	return nil

@@ -168,6 +168,13 @@ func (e *Engine) commitPage(ctx context.Context, p preparedPage, opts SnapshotOp
 		if err != nil {
 			return err
 		}
+		// Inserting in the background needs a connection that can run a
+		// statement while a query of the page's is open (SQLite can;
+		// PostgreSQL's wire protocol cannot).
+		if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() && hinted && !opts.DryRun && len(todo) > aheadChunk {
+			pg.news.ahead = startInserter(ctx, tx)
+			defer pg.news.ahead.stop() // before the transaction ends, whatever happens
+		}
 		for i, obs := range todo {
 			h := &pageHint{page: pg, absent: hinted && absent[i], candidates: pg.candidates[i]}
 			if !h.absent {

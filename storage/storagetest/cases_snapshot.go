@@ -490,3 +490,52 @@ var _ = register(
 		}
 	}},
 )
+
+var _ = register(
+	Case{"snapshot page of 300: a late entry matching an early one, a link and new people with groups", func(t *testing.T, f *Fixture) {
+		zed := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "scim-zed", Attrs: person("zed"), EmailVerified: true})
+		var page []engine.Observation
+		for i := range 300 {
+			o := entry(i)
+			o.Groups = []string{"All", fmt.Sprintf("team-%d", i%4)}
+			switch i {
+			case 150: // links to an existing person
+				o = engine.Observation{Key: "e-zed", Attrs: person("zed"), EmailVerified: true}
+			case 250: // on the email of entry 10, written in an earlier chunk
+				o = engine.Observation{Key: "e-dup", Attrs: person("e10"), EmailVerified: true}
+				o.Attrs["userName"] = "dup@acme.test"
+			}
+			page = append(page, o)
+		}
+		p, err := f.Snapshot(f.LDAP, stream(page, nil), engine.SnapshotOptions{PageSize: 300, Upsert: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Counts.Created != 299 || p.Counts.Conflicts != 1 {
+			t.Fatalf("counts %+v, want 299 created (one of them linked) and 1 conflict", p.Counts)
+		}
+		if n := f.Count("identities", "email_norm = ?", "e10@acme.test"); n != 1 {
+			t.Errorf("e10's email is on %d people", n)
+		}
+		if got := f.Account(f.LDAP.ID, "e-zed").IdentityID; got != zed.IdentityID {
+			t.Errorf("e-zed linked to %s, want %s", got, zed.IdentityID)
+		}
+		if n := f.Count("accounts", "source_id = ?", f.LDAP.ID); n != 299 {
+			t.Errorf("%d LDAP accounts, want 299", n)
+		}
+		if n := f.Count("group_memberships", "source_id = ?", f.LDAP.ID); n != 2*298 {
+			t.Errorf("%d edges, want %d", n, 2*298)
+		}
+		for _, i := range []int{0, 63, 64, 65, 200, 299} {
+			id := f.Account(f.LDAP.ID, entry(i).Key).IdentityID
+			want := []string{"All", fmt.Sprintf("team-%d", i%4)}
+			slices.Sort(want)
+			if got := f.GroupsOf(id); !slices.Equal(got, want) {
+				t.Errorf("entry %d groups %v, want %v", i, got, want)
+			}
+		}
+		if r := f.Verify(); !r.OK {
+			t.Errorf("audit: %+v", r)
+		}
+	}},
+)
