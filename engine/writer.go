@@ -134,8 +134,8 @@ type writeGroup struct {
 	mu      sync.Mutex
 	pending []*writeReq
 	leading bool
-	// last is the size of the previous batch; arrived, when set, is
-	// closed by the next call to arrive (see awaitJoin).
+	// last is the recent batch size (a decaying peak); arrived, when
+	// set, is closed by the next call to arrive (see awaitJoin).
 	last    int
 	arrived chan struct{}
 }
@@ -144,7 +144,7 @@ const maxWriteGroup = 64
 
 // joinWait bounds how long a batch waits, in all, for calls to join it
 // (see awaitJoin).
-const joinWait = time.Millisecond
+const joinWait = 2 * time.Millisecond
 
 func (g *writeGroup) submit(e *Engine, r *writeReq) error {
 	r.done = make(chan struct{})
@@ -334,7 +334,9 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 		e.opts.Metrics.AuditEvents(len(events))
 	}
 	g.mu.Lock()
-	g.last = len(live)
+	// A decaying peak: one small batch after large ones (its writers were
+	// slow to come back) does not stop the next from waiting for them.
+	g.last = max(len(live), g.last*3/4)
 	g.mu.Unlock()
 	for i, r := range live {
 		switch {
