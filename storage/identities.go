@@ -149,14 +149,17 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 	return candidatesOf(rows, values), nil
 }
 
-// lockMatchValues, in a PostgreSQL transaction, takes a transaction-scoped
-// advisory lock on each matching value of the organization before the
+// lockMatchValues, in a PostgreSQL transaction, takes transaction-scoped
+// advisory locks covering the organization's matching values before the
 // candidates are read. Two transactions creating people with one email
 // (two SCIM creates, a SCIM create and a first login) would otherwise each
 // see no candidate and create two people; the second now waits for the
-// first to commit, then finds its person. The locks are taken in one
-// statement, in key order, and released at commit. SQLite needs none: its
-// write transactions run one at a time.
+// first to commit, then finds its person. Values hash into one of
+// matchLockBuckets locks per organization, so that a snapshot page (2,000
+// values) takes at most that many, not one per value — PostgreSQL's lock
+// table is small — at the price of unrelated values sometimes waiting for
+// each other. The locks are taken in one statement, in key order, and
+// released at commit. SQLite needs none: its writers take turns.
 func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[string]string) error {
 	if c.tx == nil || c.d != Postgres {
 		return nil
@@ -165,8 +168,10 @@ func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[st
 	for _, vs := range values {
 		for a, v := range vs {
 			h := fnv.New64a()
-			h.Write([]byte(orgID + "\x00" + a + "\x00" + strings.ToLower(strings.TrimSpace(v))))
-			keys = append(keys, int64(h.Sum64()))
+			h.Write([]byte(a + "\x00" + strings.ToLower(strings.TrimSpace(v))))
+			o := fnv.New64a()
+			fmt.Fprintf(o, "%s\x00%d", orgID, h.Sum64()%matchLockBuckets)
+			keys = append(keys, int64(o.Sum64()))
 		}
 	}
 	if len(keys) == 0 {
@@ -177,6 +182,8 @@ func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[st
 	_, err := c.exec(ctx, "lock matching values", `SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k`, keys)
 	return err
 }
+
+const matchLockBuckets = 64
 
 type candidateRow struct {
 	ID    string  `db:"id"`

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -200,10 +201,26 @@ func newRoot() *cobra.Command {
 }
 
 func main() {
+	gcDefaults()
 	ctx := context.Background()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "idsync:", err)
 		os.Exit(exitCode(err))
+	}
+}
+
+// defaultGCPercent is the Go GC target idsync runs with unless GOGC is
+// set. idsync's live heap is small (tens of MB) while syncs and SCIM
+// pushes allocate fast, so Go's default (100) collects very often:
+// measured, 200 makes a 100,000-person snapshot ~10% faster and SCIM
+// creates ~7% faster, for about twice the heap (the LDAP sync of 100,000
+// people peaks at ~230 MB instead of ~165 MB). README "Benchmarks" gives
+// figures at both settings.
+const defaultGCPercent = 200
+
+func gcDefaults() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 }
 
