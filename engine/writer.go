@@ -273,6 +273,9 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 		if !ok {
 			return fmt.Errorf("transaction has no savepoints: %w", ErrRetry)
 		}
+		if events == nil {
+			events = make([]AuditEvent, 0, 6*len(live)) // a new person is 3–6 events
+		}
 		events = events[:0]
 		pg := &page{news: newNewcomers(), touched: map[string]struct{}{}}
 		deadline := time.Now().Add(joinWait)

@@ -58,7 +58,7 @@ var insertChunks = []int{32, 8, 1}
 
 // insertRows inserts n rows of ncols columns; row appends row k's values.
 func insertRows(ctx context.Context, c txConn, what, table, cols string, ncols, n int, row func(args []any, k int) []any, suffix ...string) error {
-	args := make([]any, 0, insertChunks[0]*ncols)
+	args := make([]any, 0, min(n, insertChunks[0])*ncols)
 	for k := 0; k < n; {
 		size := 1
 		for _, s := range insertChunks {
