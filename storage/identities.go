@@ -137,12 +137,7 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 	}
 	var rows []candidateRow
 	// Each OR arm uses its attribute's index; membership is checked per hit.
-	err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
-			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
-		FROM identities i
-		WHERE (`+strings.Join(conds, " OR ")+`)
-		  AND EXISTS (SELECT 1 FROM org_memberships m WHERE m.identity_id = i.id AND m.org_id = ?)
-		ORDER BY i.id LIMIT 100`, args...)
+	err := c.sel(ctx, "find candidates", &rows, candidatesQuery(conds)+` LIMIT 100`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +179,18 @@ func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[st
 }
 
 const matchLockBuckets = 64
+
+// candidatesQuery selects the identities of an organization matching any
+// of conds, with whether each holds an account of a source; its arguments
+// are the source, those of conds, then the organization.
+func candidatesQuery(conds []string) string {
+	return `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
+			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
+		FROM identities i
+		WHERE (` + strings.Join(conds, " OR ") + `)
+		  AND EXISTS (SELECT 1 FROM org_memberships m WHERE m.identity_id = i.id AND m.org_id = ?)
+		ORDER BY i.id`
+}
 
 type candidateRow struct {
 	ID    string  `db:"id"`
@@ -253,12 +260,7 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 		return nil, err
 	}
 	var rows []candidateRow
-	if err := c.sel(ctx, "find candidates", &rows, `SELECT i.id, i.email_norm, i.user_name_norm, i.external_id_norm, i.employee_number_norm,
-			(SELECT COUNT(*) FROM accounts a WHERE a.identity_id = i.id AND a.source_id = ?) AS holds
-		FROM identities i
-		WHERE (`+strings.Join(conds, " OR ")+`)
-		  AND EXISTS (SELECT 1 FROM org_memberships m WHERE m.identity_id = i.id AND m.org_id = ?)
-		ORDER BY i.id`, args...); err != nil {
+	if err := c.sel(ctx, "find candidates", &rows, candidatesQuery(conds), args...); err != nil {
 		return nil, err
 	}
 	// Index the rows by attribute and value, then give each observation
@@ -294,12 +296,18 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 }
 
 func (c txConn) InsertIdentity(ctx context.Context, i engine.Identity) error {
-	_, err := c.exec(ctx, "insert identity", `INSERT INTO identities (`+identityCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
+	_, err := c.exec(ctx, "insert identity", multiInsert("identities", identityCols, identityNCols, 1), identityArgs(nil, i)...)
+	return err
+}
+
+const identityNCols = 16
+
+// identityArgs appends the values of identityCols for i.
+func identityArgs(args []any, i engine.Identity) []any {
+	return append(args, i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
 		norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
 		norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
 		tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
-	return err
 }
 
 func (c txConn) UpdateIdentity(ctx context.Context, i engine.Identity, prevVersion int64) error {
@@ -440,15 +448,21 @@ func groupsText(g []string) any {
 }
 
 func (c txConn) InsertAccount(ctx context.Context, a engine.Account) error {
-	_, err := c.exec(ctx, "insert account", `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups), a.EmailVerified,
-		a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
+	_, err := c.exec(ctx, "insert account", multiInsert("accounts", accountCols, accountNCols, 1), accountArgs(nil, a)...)
 	if isExists(err) {
 		// Another transaction linked the same source key first: rerun and
 		// find its account.
 		return fmt.Errorf("account %q of source %s: %w", a.Key, a.SourceID, engine.ErrRetry)
 	}
 	return err
+}
+
+const accountNCols = 15
+
+// accountArgs appends the values of accountCols for a.
+func accountArgs(args []any, a engine.Account) []any {
+	return append(args, a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups),
+		a.EmailVerified, a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
 }
 
 func (c txConn) UpdateAccount(ctx context.Context, a engine.Account) error {

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/idsync/idsync/engine"
-	"github.com/idsync/idsync/reconcile"
 )
 
 // InsertNew writes the rows of people created together (a snapshot page's
@@ -18,19 +17,13 @@ import (
 // order. A source key that already has an account fails with ErrRetry, as
 // InsertAccount does.
 func (c txConn) InsertNew(ctx context.Context, rows engine.NewRows) error {
-	if err := insertRows(ctx, c, "insert identities", "identities", identityCols, 16, len(rows.Identities), func(args []any, k int) []any {
-		i := rows.Identities[k]
-		return append(args, i.ID, i.OrgID, string(i.State), i.Suspended, i.SuspendReason, attrsJSON(i.Attrs), encodeProvenance(i.Provenance),
-			norm(i.Attrs, reconcile.AttrEmail), norm(i.Attrs, reconcile.AttrUserName), norm(i.Attrs, reconcile.AttrExternalID),
-			norm(i.Attrs, reconcile.AttrEmployeeNumber), i.Version, tsOf(i.CreatedAt), tsOf(i.UpdatedAt),
-			tsOf(i.FirstLoginAt), tsOf(i.LastLoginAt))
+	if err := insertRows(ctx, c, "insert identities", "identities", identityCols, identityNCols, len(rows.Identities), func(args []any, k int) []any {
+		return identityArgs(args, rows.Identities[k])
 	}); err != nil {
 		return err
 	}
-	err := insertRows(ctx, c, "insert accounts", "accounts", accountCols, 15, len(rows.Accounts), func(args []any, k int) []any {
-		a := rows.Accounts[k]
-		return append(args, a.ID, a.SourceID, a.OrgID, a.IdentityID, a.Key, attrsJSON(a.Attrs), nullText(a.Raw), groupsText(a.Groups),
-			a.EmailVerified, a.Hash, a.Active, a.Removed, tsOf(a.FirstSeen), tsOf(a.LastSeen), tsOf(a.ChangedAt))
+	err := insertRows(ctx, c, "insert accounts", "accounts", accountCols, accountNCols, len(rows.Accounts), func(args []any, k int) []any {
+		return accountArgs(args, rows.Accounts[k])
 	})
 	if isExists(err) {
 		return fmt.Errorf("a source key of the batch has an account already: %w", engine.ErrRetry)
