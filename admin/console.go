@@ -367,8 +367,12 @@ type personView struct {
 	View     IdentityView
 	Rows     []attrRow
 	Orgs     []orgRow
+	Groups   []groupRow
 	Timeline []engine.AuditEvent
 }
+
+// groupRow is one group edge, with the name of the source asserting it.
+type groupRow struct{ Group, Source string }
 
 // orgRow is one organization a person belongs to, by name.
 type orgRow struct {
@@ -409,6 +413,17 @@ func (c *Console) person(w http.ResponseWriter, r *http.Request, s session) erro
 			row.Values = append(row.Values, cell{Value: a.Attrs[k], Won: prov.AccountID == a.ID && a.Attrs[k] != ""})
 		}
 		pv.Rows = append(pv.Rows, row)
+	}
+	for _, m := range v.Memberships {
+		name, ok := srcName[m.SourceID]
+		if !ok { // a source that holds no account of the person (an admin grant)
+			name = m.SourceID
+			if src, err := c.h.st.Source(ctx, m.SourceID); err == nil {
+				name = src.Name
+			}
+			srcName[m.SourceID] = name
+		}
+		pv.Groups = append(pv.Groups, groupRow{Group: m.GroupName, Source: name})
 	}
 	for _, m := range v.Organizations {
 		slug := m.OrgID

@@ -62,7 +62,7 @@ func TestConsoleBrowser(t *testing.T) {
 			var run engine.JobRun
 			e.call(e.admin, "POST", "/jobs/"+e.job.ID+"/run", nil, 201, &run)
 			alice := e.apply(engine.Observation{SourceID: e.f.SCIM.ID, Key: "s-alice", EmailVerified: true,
-				Attrs: person("alice", "alice@acme.test", "Staff Engineer")})
+				Attrs: person("alice", "alice@acme.test", "Staff Engineer"), Groups: []string{"Platform"}})
 			e.apply(engine.Observation{SourceID: e.f.OIDC.ID, Key: "https://idp|alice", EmailVerified: true, Login: true,
 				Attrs: person("alice", "alice@acme.test", "Engineer")})
 			fay := e.apply(engine.Observation{SourceID: e.f.OIDC.ID, Key: "https://idp|fay", EmailVerified: true, Login: true,
@@ -163,6 +163,9 @@ func TestConsoleBrowser(t *testing.T) {
 			}
 			if m := text(`#memberships`); !strings.Contains(m, "organization acme") {
 				t.Errorf("memberships name the organization by its slug: %s", m)
+			}
+			if m := text(`#memberships`); !strings.Contains(m, "group Platform (from "+e.f.SCIM.Name+")") {
+				t.Errorf("group edges name their source: %s", m)
 			}
 			for _, want := range []string{e.f.SCIM.Name, e.f.OIDC.Name, "Staff Engineer", "Engineer"} {
 				if !strings.Contains(accounts, want) {
