@@ -277,7 +277,9 @@ func (e *Engine) newChange(at time.Time, org, channel, source, actor, corr strin
 			actor = "system"
 		}
 	}
-	return &change{e: e, at: at, org: org, channel: channel, source: source, actor: actor, corr: corr}
+	// A new person is 5–6 events: room for them at once, not by doubling.
+	return &change{e: e, at: at, org: org, channel: channel, source: source, actor: actor, corr: corr,
+		events: make([]AuditEvent, 0, 6)}
 }
 
 func (c *change) add(action, subjectType, subjectID, identityID string, details any) {
