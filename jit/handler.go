@@ -246,22 +246,31 @@ func (h *Handler) takePending(ctx context.Context, state string) (pending, error
 }
 
 // setStateCookie binds a pending login to the browser that started it.
+// Each login has a cookie of its own, named after its state, so that two
+// logins started in one browser (two tabs) do not overwrite each other's.
 func (h *Handler) setStateCookie(w http.ResponseWriter, r *http.Request, c Connection, state string, sameSite http.SameSite) {
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: h.connectionPath(c),
+	http.SetCookie(w, &http.Cookie{Name: stateCookieName(state), Value: state, Path: h.connectionPath(c),
 		MaxAge: int(h.opts.LoginTTL.Seconds()), HttpOnly: true, Secure: h.secure(r) || sameSite == http.SameSiteNoneMode,
 		SameSite: sameSite})
 }
 
-func (h *Handler) clearStateCookie(w http.ResponseWriter, r *http.Request, c Connection) {
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: h.connectionPath(c), MaxAge: -1,
+func (h *Handler) clearStateCookie(w http.ResponseWriter, r *http.Request, c Connection, state string) {
+	http.SetCookie(w, &http.Cookie{Name: stateCookieName(state), Value: "", Path: h.connectionPath(c), MaxAge: -1,
 		HttpOnly: true, Secure: h.secure(r)})
 }
 
+// stateCookieName is the state cookie of one login: the prefix and the
+// start of the state's hash (the state itself is only in the value).
+func stateCookieName(state string) string { return stateCookie + "_" + hashOf(state)[:16] }
+
 // stateMatchesCookie checks the state the IdP sent back against the
-// browser's cookie, in constant time.
+// browser's cookie for it, in constant time.
 func stateMatchesCookie(r *http.Request, state string) bool {
-	ck, err := r.Cookie(stateCookie)
-	return err == nil && state != "" && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(state)) == 1
+	if state == "" {
+		return false
+	}
+	ck, err := r.Cookie(stateCookieName(state))
+	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(state)) == 1
 }
 
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {

@@ -99,7 +99,7 @@ func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, c.Source.Name, fmt.Errorf("state does not match this browser's login: %w", errProtocol))
 		return
 	}
-	h.clearStateCookie(w, r, c)
+	h.clearStateCookie(w, r, c, state)
 	pend, err := h.takePending(ctx, state)
 	if err != nil || pend.SourceID != c.Source.ID {
 		h.fail(w, r, c.Source.Name, fmt.Errorf("unknown, used or expired state: %w", errProtocol))

@@ -271,6 +271,44 @@ func TestOIDCRejectsWrongState(t *testing.T) {
 	})
 }
 
+// TestOIDCTwoLoginsInOneBrowser: two logins started in one browser (two
+// tabs) before either comes back both finish, in either order: each has a
+// state cookie of its own.
+func TestOIDCTwoLoginsInOneBrowser(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *storage.DB) {
+		e := newEnv(t, db)
+		op := newMiniOP(t)
+		e.connection(engine.KindOIDC, "okta", op.config("JIT_TEST_SECRET"), false)
+		b := e.browser()
+		b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if strings.HasSuffix(req.URL.Path, "/callback") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		started := func() string {
+			resp := e.login(b, "acme", "okta")
+			readAll(t, resp)
+			if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/callback") {
+				t.Fatalf("login did not come back to the callback: %d", resp.StatusCode)
+			}
+			return resp.Header.Get("Location")
+		}
+		first, second := started(), started()
+		b.CheckRedirect = nil
+		for _, cb := range []string{second, first} {
+			resp, err := b.Get(cb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/session" {
+				t.Fatalf("callback %s ended at %s with %d: %s", cb, resp.Request.URL, resp.StatusCode, body)
+			}
+		}
+	})
+}
+
 // A callback replayed after the login finished is refused: state is single use.
 func TestOIDCRejectsReplayedCallback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db *storage.DB) {

@@ -174,7 +174,7 @@ func (h *Handler) samlACS(w http.ResponseWriter, r *http.Request) {
 	var ids []string
 	returnTo := ""
 	if relay := r.PostForm.Get("RelayState"); relay != "" && stateMatchesCookie(r, relay) {
-		h.clearStateCookie(w, r, c)
+		h.clearStateCookie(w, r, c, relay)
 		pend, err := h.takePending(ctx, relay)
 		if err != nil || pend.SourceID != c.Source.ID {
 			h.fail(w, r, c.Source.Name, fmt.Errorf("unknown, used or expired RelayState: %w", errProtocol))
