@@ -20,10 +20,11 @@ var errNoRows = sql.ErrNoRows
 // conn holds the repository methods; it runs on the pool (reads) or on a
 // transaction (txConn).
 type conn struct {
-	x     sqlx.ExtContext
-	d     Dialect
-	tx    *sqlx.Tx // set inside a transaction
-	cache *stmtCache
+	x      sqlx.ExtContext
+	d      Dialect
+	tx     *sqlx.Tx // set inside a transaction
+	cache  *stmtCache
+	groups *groupCache
 }
 
 // txConn is a conn inside a transaction: it also has the write methods.
@@ -39,11 +40,39 @@ type txConn struct {
 // each instead of one per observation.
 type txMemo struct {
 	groups      map[string]engine.Group // org ID + "\x00" + lower-case name
+	created     []string                // keys of the groups to share once committed (groupCache)
 	noConflicts map[string]bool         // source ID → no open conflict
 }
 
 func newTxMemo() *txMemo {
 	return &txMemo{groups: map[string]engine.Group{}, noConflicts: map[string]bool{}}
+}
+
+// groupCache remembers committed organization groups across transactions.
+// A group row never changes and is never deleted (organizations are not
+// deleted either), so a committed group stays valid in every process; a
+// logged-in person's groups then cost no query per login.
+type groupCache struct {
+	mu sync.RWMutex
+	m  map[string]engine.Group
+}
+
+const maxCachedGroups = 10000
+
+func (gc *groupCache) get(key string) (engine.Group, bool) {
+	gc.mu.RLock()
+	defer gc.mu.RUnlock()
+	g, ok := gc.m[key]
+	return g, ok
+}
+
+func (gc *groupCache) put(key string, g engine.Group) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if len(gc.m) >= maxCachedGroups {
+		clear(gc.m)
+	}
+	gc.m[key] = g
 }
 
 var _ engine.Tx = (*txConn)(nil)

@@ -550,10 +550,17 @@ func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Tim
 	if g, ok := c.memo.groups[memoKey]; ok {
 		return g, false, nil
 	}
+	if g, ok := c.groups.get(memoKey); ok { // committed: see groupCache
+		c.memo.groups[memoKey] = g
+		return g, false, nil
+	}
 	var g groupRow
 	err := c.get(ctx, "group "+name, &g, `SELECT id, org_id, name, created_at FROM org_groups WHERE org_id = ? AND name_norm = ?`, orgID, strings.ToLower(name))
 	if err == nil {
+		// Shared once the transaction commits: the row may be this
+		// transaction's own, if a savepoint rollback cleared the memo.
 		c.memo.groups[memoKey] = g.group()
+		c.memo.created = append(c.memo.created, memoKey)
 	}
 	if err == nil || !isNotFound(err) {
 		return g.group(), false, err
@@ -568,6 +575,7 @@ func (c txConn) EnsureGroup(ctx context.Context, orgID, name string, at time.Tim
 	}
 	created := engine.Group{ID: id, OrgID: orgID, Name: name, CreatedAt: at}
 	c.memo.groups[memoKey] = created
+	c.memo.created = append(c.memo.created, memoKey)
 	return created, true, nil
 }
 

@@ -92,7 +92,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), errors.Join(err, engine.ErrUnavailable))
 	}
-	s := &DB{db: db, dialect: d, conn: conn{x: db, d: d, cache: &stmtCache{pool: db, m: map[string]*sqlx.Stmt{}}}}
+	s := &DB{db: db, dialect: d, conn: conn{x: db, d: d, cache: &stmtCache{pool: db, m: map[string]*sqlx.Stmt{}},
+		groups: &groupCache{m: map[string]engine.Group{}}}}
 	if !opts.SkipMigrate {
 		if _, err := s.Migrate(ctx, 0); err != nil {
 			db.Close()
@@ -211,12 +212,18 @@ func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
 			panic(p)
 		}
 	}()
-	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache}, memo: newTxMemo()}); err != nil {
+	memo := newTxMemo()
+	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache, groups: s.groups}, memo: memo}); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	for _, k := range memo.created { // committed now
+		if g, ok := memo.groups[k]; ok {
+			s.groups.put(k, g)
+		}
 	}
 	return nil
 }
@@ -299,6 +306,7 @@ func (c txConn) Savepoint(ctx context.Context, name string) error {
 func (c txConn) RollbackTo(ctx context.Context, name string) error {
 	_, err := c.x.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name)
 	clear(c.memo.groups)
+	c.memo.created = c.memo.created[:0]
 	clear(c.memo.noConflicts)
 	return mapErr(err)
 }

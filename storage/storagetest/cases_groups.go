@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -125,6 +126,64 @@ var _ = register(
 		}
 		if got := f.GroupsOf(who.IdentityID); !slices.Equal(got, []string{"Ghosts"}) {
 			t.Errorf("groups %v, want [Ghosts]", got)
+		}
+	}},
+)
+
+var _ = register(
+	Case{"groups of a rolled-back transaction are not remembered by later ones", func(t *testing.T, f *Fixture) {
+		who := f.Apply(engine.Observation{SourceID: f.SCIM.ID, Key: "s-rb", Attrs: person("rb")})
+		errUndo := errors.New("undo")
+		err := f.DB.InTx(bg, func(tx engine.Tx) error {
+			sp := tx.(interface {
+				Savepoint(ctx context.Context, name string) error
+				RollbackTo(ctx context.Context, name string) error
+				Release(ctx context.Context, name string) error
+			})
+			if _, created, err := tx.EnsureGroup(bg, f.Org.ID, "Temp", f.Clock.Now()); err != nil || !created {
+				t.Fatalf("EnsureGroup: %v %v", created, err)
+			}
+			// A rolled-back savepoint empties the memo; Temp is then found
+			// by a query, as this transaction's own uncommitted row.
+			if err := sp.Savepoint(bg, "t"); err != nil {
+				return err
+			}
+			if _, _, err := tx.EnsureGroup(bg, f.Org.ID, "Other", f.Clock.Now()); err != nil {
+				return err
+			}
+			if err := sp.RollbackTo(bg, "t"); err != nil {
+				return err
+			}
+			if err := sp.Release(bg, "t"); err != nil {
+				return err
+			}
+			if _, created, err := tx.EnsureGroup(bg, f.Org.ID, "Temp", f.Clock.Now()); err != nil || created {
+				t.Fatalf("Temp again in its transaction: created %v, %v", created, err)
+			}
+			return errUndo
+		})
+		if !errors.Is(err, errUndo) {
+			t.Fatal(err)
+		}
+		err = f.DB.InTx(bg, func(tx engine.Tx) error {
+			g, created, err := tx.EnsureGroup(bg, f.Org.ID, "Temp", f.Clock.Now())
+			if err != nil || !created {
+				t.Fatalf("after the rollback EnsureGroup(Temp): created %v, %v; want it created anew", created, err)
+			}
+			return tx.AddMembership(bg, engine.Membership{GroupID: g.ID, IdentityID: who.IdentityID, SourceID: f.SCIM.ID, GrantedAt: f.Clock.Now()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A committed group is remembered: found again without being created.
+		err = f.DB.InTx(bg, func(tx engine.Tx) error {
+			if _, created, err := tx.EnsureGroup(bg, f.Org.ID, "temp", f.Clock.Now()); err != nil || created {
+				t.Fatalf("committed Temp: created %v, %v", created, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}},
 )
