@@ -189,23 +189,28 @@ func (e *Engine) apply(ctx context.Context, obs Observation, dryRun bool) (Resul
 	}
 	hash := obs.ContentHash()
 	if !dryRun {
-		head, ok, err := e.store.AccountHead(ctx, src.ID, obs.Key)
+		head, known, err := e.store.AccountHead(ctx, src.ID, obs.Key)
 		if err != nil {
 			return Result{}, fmt.Errorf("apply: read account: %w", err)
 		}
-		if ok && head.Hash == hash && !e.needsTouch(obs, head.LastLoginAt) {
+		if known && head.Hash == hash && !e.needsTouch(obs, head.LastLoginAt) {
 			return Result{IdentityID: head.IdentityID, AccountID: head.AccountID,
 				State: head.IdentityState, Outcome: OutcomeUnchanged}, nil
 		}
-	}
-	if !dryRun {
 		var res Result
-		err := e.WriteSource(ctx, src.ID, obs.Actor, obs.CorrelationID, func(ctx context.Context, w *SourceWriter) error {
-			var err error
-			if err := w.flushNews(ctx); err != nil {
+		err = e.WriteSource(ctx, src.ID, obs.Actor, obs.CorrelationID, func(ctx context.Context, w *SourceWriter) error {
+			// A key the read above found no account for is not read again,
+			// and a person it creates joins the transaction's newcomers;
+			// should another write have linked the key meanwhile, the
+			// write finds out and reruns reading it (see applyHinted).
+			var h *pageHint
+			if !known && !w.rerun {
+				h = &pageHint{absent: true, page: w.page}
+			} else if err := w.flushNews(ctx); err != nil {
 				return err
 			}
-			res, err = e.applyBatched(ctx, w.Tx, obs, hash, nil, false, w.batch)
+			var err error
+			res, err = e.applyHinted(ctx, w.Tx, obs, hash, nil, false, w.batch, h)
 			return err
 		})
 		return res, err
@@ -392,6 +397,17 @@ func (e *Engine) applyHinted(ctx context.Context, tx Tx, obs Observation, hash s
 		if m.Kind != reconcile.MatchNew {
 			if err := news.flush(ctx, tx); err != nil {
 				return Result{}, err
+			}
+			if h != nil && h.absent {
+				// The key was not read in this transaction: before linking
+				// or queueing a conflict, make sure no account holds it now
+				// (another writer may have linked it since); if one does,
+				// rerun reading it.
+				if _, held, err := tx.AccountByKey(ctx, src.ID, obs.Key); err != nil {
+					return Result{}, err
+				} else if held {
+					return Result{}, fmt.Errorf("source %s key %q was linked meanwhile: %w", src.Name, obs.Key, ErrRetry)
+				}
 			}
 		}
 		switch m.Kind {

@@ -141,3 +141,48 @@ var _ = register(
 		}
 	}},
 )
+
+var _ = register(
+	Case{"concurrent first statements about one new key make one person", func(t *testing.T, f *Fixture) {
+		ctx, cancel := context.WithTimeout(bg, deadline)
+		defer cancel()
+		outcomes := make(chan string, writers)
+		errs := make(chan error, writers)
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Go(func() {
+				r, err := f.Engine.Apply(ctx, engine.Observation{SourceID: f.SCIM.ID, Key: "same-key", Attrs: person("same"), EmailVerified: true})
+				if err != nil {
+					errs <- err
+					return
+				}
+				outcomes <- r.Outcome
+			})
+		}
+		wg.Wait()
+		close(errs)
+		close(outcomes)
+		for err := range errs {
+			t.Error(err)
+		}
+		count := map[string]int{}
+		for o := range outcomes {
+			count[o]++
+		}
+		if count[engine.OutcomeCreated] != 1 || count[engine.OutcomeUnchanged] != writers-1 {
+			t.Errorf("outcomes %v, want 1 created and %d unchanged", count, writers-1)
+		}
+		if n := f.Count("accounts", "source_id = ? AND source_key = ?", f.SCIM.ID, "same-key"); n != 1 {
+			t.Errorf("%d accounts for the key, want 1", n)
+		}
+		if n := f.Count("identities", "email_norm = ?", "same@acme.test"); n != 1 {
+			t.Errorf("%d people, want 1", n)
+		}
+		if cs := f.OpenConflicts(); len(cs) != 0 {
+			t.Errorf("conflicts opened: %+v", cs)
+		}
+		if r := f.Verify(); !r.OK {
+			t.Errorf("audit: %+v", r)
+		}
+	}},
+)
