@@ -162,10 +162,10 @@ func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) err
 		lock += ` FOR UPDATE`
 	}
 	var head struct {
-		Seq  int64  `db:"seq"`
-		Hash string `db:"hash"`
+		Seq  int64
+		Hash string
 	}
-	if err := c.get(ctx, "audit head", &head, lock); err != nil {
+	if err := c.scan(ctx, "audit head", lock, nil, &head.Seq, &head.Hash); err != nil {
 		return err
 	}
 	var buf []byte

@@ -22,10 +22,14 @@ var errNoRows = sql.ErrNoRows
 type conn struct {
 	x      sqlx.ExtContext
 	d      Dialect
-	tx     *sqlx.Tx // set inside a transaction
+	tx     *sqlx.Tx // set inside a PostgreSQL transaction
+	w      *writer  // set inside a SQLite transaction (see writer)
 	cache  *stmtCache
 	groups *groupCache
 }
+
+// inTx reports whether c runs inside a transaction.
+func (c conn) inTx() bool { return c.tx != nil || c.w != nil }
 
 // txConn is a conn inside a transaction: it also has the write methods.
 type txConn struct {
@@ -187,6 +191,9 @@ func (c conn) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 		return nil, nil
 	}
 	q := c.q(query)
+	if c.w != nil {
+		return c.w.stmt(ctx, q)
+	}
 	if c.tx == nil {
 		return c.cache.get(ctx, q)
 	}
@@ -220,6 +227,23 @@ func (c conn) get(ctx context.Context, what string, dst any, query string, args 
 		err = st.GetContext(ctx, dst, args...)
 	} else if err == nil {
 		err = sqlx.GetContext(ctx, c.x, dst, c.q(query), args...)
+	}
+	if errors.Is(err, errNoRows) {
+		return fmt.Errorf("%s: %w", what, engine.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
+// scan reads one row into dst without reflection (for the hottest reads).
+func (c conn) scan(ctx context.Context, what, query string, args []any, dst ...any) error {
+	st, err := c.stmt(ctx, query)
+	if err == nil && st != nil {
+		err = st.QueryRowContext(ctx, args...).Scan(dst...)
+	} else if err == nil {
+		err = c.x.QueryRowxContext(ctx, c.q(query), args...).Scan(dst...)
 	}
 	if errors.Is(err, errNoRows) {
 		return fmt.Errorf("%s: %w", what, engine.ErrNotFound)

@@ -68,7 +68,7 @@ func norm(a engine.Attrs, k string) *string {
 // write transactions already run one at a time.)
 func (c conn) Identity(ctx context.Context, id string) (engine.Identity, error) {
 	q := `SELECT ` + identityCols + ` FROM identities WHERE id = ?`
-	if c.tx != nil && c.d == Postgres {
+	if c.inTx() && c.d == Postgres {
 		q += ` FOR UPDATE`
 	}
 	var r identityRow
@@ -156,7 +156,7 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 // each other. The locks are taken in one statement, in key order, and
 // released at commit. SQLite needs none: its writers take turns.
 func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[string]string) error {
-	if c.tx == nil || c.d != Postgres {
+	if !c.inTx() || c.d != Postgres {
 		return nil
 	}
 	var keys []int64

@@ -41,6 +41,7 @@ type DB struct {
 	stopCheckpoints func()
 	db              *sqlx.DB
 	dialect         Dialect
+	writer          *writer // SQLite: the connection every write transaction runs on
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -101,6 +102,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		}
 	}
 	if d == SQLite {
+		if s.writer, err = newWriter(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), errors.Join(err, engine.ErrUnavailable))
+		}
 		s.stopCheckpoints = s.checkpointer()
 	}
 	return s, nil
@@ -183,6 +188,9 @@ func (s *DB) SQL() *sqlx.DB { return s.db }
 
 // Close closes the pool.
 func (s *DB) Close() error {
+	if s.writer != nil {
+		s.writer.close()
+	}
 	if s.stopCheckpoints != nil {
 		s.stopCheckpoints()
 		_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
@@ -199,8 +207,29 @@ func (s *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// InTx runs fn in one transaction.
-func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
+// InTx runs fn in one transaction: on SQLite on the write connection
+// (see writer), on PostgreSQL as a pooled transaction.
+func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) error {
+	memo := newTxMemo()
+	run := func(tx *txConn) error { return fn(tx) }
+	var err error
+	if s.writer != nil {
+		err = s.writerTx(ctx, memo, run)
+	} else {
+		err = s.poolTx(ctx, memo, run)
+	}
+	if err != nil {
+		return err
+	}
+	for _, k := range memo.created { // committed now
+		if g, ok := memo.groups[k]; ok {
+			s.groups.put(k, g)
+		}
+	}
+	return nil
+}
+
+func (s *DB) poolTx(ctx context.Context, memo *txMemo, fn func(*txConn) error) (err error) {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", mapErr(err))
@@ -212,18 +241,12 @@ func (s *DB) InTx(ctx context.Context, fn func(engine.Tx) error) (err error) {
 			panic(p)
 		}
 	}()
-	memo := newTxMemo()
 	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache, groups: s.groups}, memo: memo}); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
-	}
-	for _, k := range memo.created { // committed now
-		if g, ok := memo.groups[k]; ok {
-			s.groups.put(k, g)
-		}
 	}
 	return nil
 }
