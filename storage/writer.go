@@ -20,7 +20,11 @@ type writer struct {
 	mu    sync.Mutex
 	conn  *sqlx.Conn
 	x     writerExt
-	stmts map[string]*sqlx.Stmt // prepared on conn; used under mu only
+	// stmts are prepared on conn. A snapshot page's background inserter
+	// (engine/newcomers.go) prepares beside the transaction's goroutine,
+	// hence smu.
+	smu   sync.Mutex
+	stmts map[string]*sqlx.Stmt
 }
 
 // writerExt gives the connection the two methods sqlx.ExtContext wants
@@ -44,6 +48,8 @@ func newWriter(ctx context.Context, db *sqlx.DB) (*writer, error) {
 // stmt returns q prepared on the write connection (nil: run it as text,
 // when the cache is full).
 func (w *writer) stmt(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	w.smu.Lock()
+	defer w.smu.Unlock()
 	if st, ok := w.stmts[q]; ok {
 		return st, nil
 	}
@@ -88,6 +94,8 @@ func (s *DB) writerTx(ctx context.Context, memo *txMemo, fn func(*txConn) error)
 func (w *writer) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.smu.Lock()
+	defer w.smu.Unlock()
 	for _, st := range w.stmts {
 		st.Close()
 	}
