@@ -444,7 +444,7 @@ func groupsText(g []string) any {
 	if g == nil {
 		return nil
 	}
-	return jsonOf(g)
+	return stringsJSON(g)
 }
 
 func (c txConn) InsertAccount(ctx context.Context, a engine.Account) error {
@@ -648,6 +648,6 @@ func (c conn) OrgMembership(ctx context.Context, orgID, identityID string) (engi
 func (c txConn) UpsertOrgMembership(ctx context.Context, m engine.OrgMembership) error {
 	_, err := c.exec(ctx, "org membership", `INSERT INTO org_memberships (org_id, identity_id, roles, granted_via, source_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_id, identity_id) DO UPDATE SET roles = excluded.roles`,
-		m.OrgID, m.IdentityID, jsonOf(nonNil(m.Roles)), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
+		m.OrgID, m.IdentityID, stringsJSON(m.Roles), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
 	return err
 }

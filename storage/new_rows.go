@@ -34,7 +34,7 @@ func (c txConn) InsertNew(ctx context.Context, rows engine.NewRows) error {
 	if err := insertRows(ctx, c, "insert org memberships", "org_memberships", "org_id, identity_id, roles, granted_via, source_id, created_at", 6,
 		len(rows.OrgMembers), func(args []any, k int) []any {
 			m := rows.OrgMembers[k]
-			return append(args, m.OrgID, m.IdentityID, jsonOf(nonNil(m.Roles)), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
+			return append(args, m.OrgID, m.IdentityID, stringsJSON(m.Roles), m.GrantedVia, m.SourceID, tsOf(m.CreatedAt))
 		}); err != nil {
 		return err
 	}

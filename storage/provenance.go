@@ -135,3 +135,21 @@ func attrsJSON(a engine.Attrs) string {
 	}
 	return string(append(b, '}'))
 }
+
+// stringsJSON encodes a list of strings as encoding/json does (nil as
+// []), by hand: group and role lists are written with every new person.
+func stringsJSON(l []string) string {
+	n := 2
+	for _, v := range l {
+		n += len(v) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = engine.AppendJSONString(b, v)
+	}
+	return string(append(b, ']'))
+}

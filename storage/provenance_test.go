@@ -76,3 +76,12 @@ func TestAttrsJSONMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestStringsJSONMatchesEncodingJSON(t *testing.T) {
+	for _, l := range [][]string{nil, {}, {"member"}, {"a", "R&D", "<x>", "q\"uote", "é\u2028"}} {
+		want, _ := json.Marshal(nonNil(l))
+		if got := stringsJSON(l); got != string(want) {
+			t.Errorf("stringsJSON(%q) = %s, want %s", l, got, want)
+		}
+	}
+}

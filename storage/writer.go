@@ -17,9 +17,9 @@ import (
 // every write. Transactions of this process take turns on mu; other
 // processes wait on SQLite's lock as before (busy timeout).
 type writer struct {
-	mu    sync.Mutex
-	conn  *sqlx.Conn
-	x     writerExt
+	mu   sync.Mutex
+	conn *sqlx.Conn
+	x    writerExt
 	// stmts are prepared on conn. A snapshot page's background inserter
 	// (engine/newcomers.go) prepares beside the transaction's goroutine,
 	// hence smu.
