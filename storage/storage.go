@@ -102,7 +102,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		}
 	}
 	if d == SQLite {
-		if s.writer, err = newWriter(ctx, db); err != nil {
+		if s.writer, err = newWriter(ctx, db, opts.BusyTimeout); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), errors.Join(err, engine.ErrUnavailable))
 		}

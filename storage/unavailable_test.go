@@ -67,4 +67,29 @@ func TestDatabaseDownOrLocked(t *testing.T) {
 			t.Fatalf("apply after unlock: %+v %v", r, err)
 		}
 	})
+	t.Run("case=sqlite write connection held by a writer of this process", func(t *testing.T) {
+		db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "idsync.db"), storage.Options{BusyTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		f := storagetest.NewFixture(t, db)
+		holding, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- db.InTx(ctx, func(engine.Tx) error { close(holding); <-release; return nil })
+		}()
+		<-holding
+		_, err = f.Engine.Apply(ctx, engine.Observation{SourceID: f.SCIM.ID, Key: "u2", Attrs: engine.Attrs{"userName": "bo"}})
+		if !errors.Is(err, engine.ErrUnavailable) || !strings.Contains(err.Error(), "locked") {
+			t.Fatalf("apply while another transaction holds the writer: %v, want ErrUnavailable naming the lock", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if r, err := f.Engine.Apply(ctx, engine.Observation{SourceID: f.SCIM.ID, Key: "u2", Attrs: engine.Attrs{"userName": "bo"}}); err != nil || r.Outcome != engine.OutcomeCreated {
+			t.Fatalf("apply after release: %+v %v", r, err)
+		}
+	})
 }

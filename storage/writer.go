@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/idsync/idsync/engine"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -14,10 +17,12 @@ import (
 // database/sql's Tx costs (a goroutine watching its context, started and
 // woken per transaction: measured ~15 µs of a ~360 µs new-person write)
 // and keeps one warm page cache and one set of prepared statements for
-// every write. Transactions of this process take turns on mu; other
-// processes wait on SQLite's lock as before (busy timeout).
+// every write. Transactions of this process take turns on turn, waiting
+// at most the busy timeout as they would for SQLite's lock; other
+// processes wait on SQLite's lock as before.
 type writer struct {
-	mu   sync.Mutex
+	turn chan struct{} // holds a token while a transaction runs
+	busy time.Duration
 	conn *sqlx.Conn
 	x    writerExt
 	// stmts are prepared on conn. A snapshot page's background inserter
@@ -37,13 +42,35 @@ func (writerExt) BindNamed(q string, arg any) (string, []any, error) {
 	return sqlx.BindNamed(sqlx.QUESTION, q, arg)
 }
 
-func newWriter(ctx context.Context, db *sqlx.DB) (*writer, error) {
+func newWriter(ctx context.Context, db *sqlx.DB, busy time.Duration) (*writer, error) {
 	c, err := db.Connx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &writer{conn: c, x: writerExt{c}, stmts: map[string]*sqlx.Stmt{}}, nil
+	return &writer{turn: make(chan struct{}, 1), busy: busy, conn: c, x: writerExt{c}, stmts: map[string]*sqlx.Stmt{}}, nil
 }
+
+// take waits for the write connection: until ctx ends, or the busy
+// timeout passes (then ErrUnavailable, as SQLite's own lock would say).
+func (w *writer) take(ctx context.Context) error {
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(w.busy)
+	defer t.Stop()
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("database is locked (another writer of this process held it past the busy timeout): %w", engine.ErrUnavailable)
+	}
+}
+
+func (w *writer) release() { <-w.turn }
 
 // stmt returns q prepared on the write connection (nil: run it as text,
 // when the cache is full).
@@ -67,8 +94,10 @@ func (w *writer) stmt(ctx context.Context, q string) (*sqlx.Stmt, error) {
 // writerTx runs fn in one write transaction on the write connection.
 func (s *DB) writerTx(ctx context.Context, memo *txMemo, fn func(*txConn) error) error {
 	w := s.writer
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.take(ctx); err != nil {
+		return err
+	}
+	defer w.release()
 	// BEGIN, COMMIT and ROLLBACK run whatever happens to ctx: a
 	// transaction must not be left open on the shared connection.
 	bg := context.WithoutCancel(ctx)
@@ -92,8 +121,7 @@ func (s *DB) writerTx(ctx context.Context, memo *txMemo, fn func(*txConn) error)
 }
 
 func (w *writer) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.turn <- struct{}{} // no transaction after this one
 	w.smu.Lock()
 	defer w.smu.Unlock()
 	for _, st := range w.stmts {
