@@ -184,7 +184,7 @@ func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) err
 			args = append(args, ev.Seq, ev.ID, tsOf(ev.At), ev.OrgID, ev.Channel, ev.SourceID, ev.Actor, ev.Action, ev.SubjectType,
 				ev.SubjectID, ev.IdentityID, nullText(ev.Changes), ev.CorrelationID, ev.PrevHash, ev.Hash)
 		}
-		if _, err := c.exec(ctx, "append audit", auditInsert(len(chunk)), args...); err != nil {
+		if err := c.execBulk(ctx, "append audit", auditInsert(len(chunk)), args); err != nil {
 			return err
 		}
 	}

@@ -237,6 +237,19 @@ func (c conn) get(ctx context.Context, what string, dst any, query string, args 
 	return nil
 }
 
+// execBulk runs a multi-row insert: on SQLite's write connection through
+// the driver directly (see writer.execRaw), elsewhere as exec does.
+func (c conn) execBulk(ctx context.Context, what, query string, args []any) error {
+	if c.w == nil {
+		_, err := c.exec(ctx, what, query, args...)
+		return err
+	}
+	if err := c.w.execRaw(ctx, query, args); err != nil {
+		return fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return nil
+}
+
 // scan reads one row into dst without reflection (for the hottest reads).
 func (c conn) scan(ctx context.Context, what, query string, args []any, dst ...any) error {
 	st, err := c.stmt(ctx, query)

@@ -64,7 +64,7 @@ func insertRows(ctx context.Context, c txConn, what, table, cols string, ncols, 
 		for j := k; j < k+size; j++ {
 			args = row(args, j)
 		}
-		if _, err := c.exec(ctx, what, multiInsert(table, cols, ncols, size)+strings.Join(suffix, ""), args...); err != nil {
+		if err := c.execBulk(ctx, what, multiInsert(table, cols, ncols, size)+strings.Join(suffix, ""), args); err != nil {
 			return err
 		}
 		k += size

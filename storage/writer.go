@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"sync"
 	"time"
@@ -30,6 +31,10 @@ type writer struct {
 	// hence smu.
 	smu   sync.Mutex
 	stmts map[string]*sqlx.Stmt
+	// raw holds the driver's own statements for the multi-row inserts
+	// (execRaw); touched only inside conn.Raw, which runs one at a time.
+	raw  map[string]driver.Stmt
+	args []driver.NamedValue
 }
 
 // writerExt gives the connection the two methods sqlx.ExtContext wants
@@ -47,7 +52,62 @@ func newWriter(ctx context.Context, db *sqlx.DB, busy time.Duration) (*writer, e
 	if err != nil {
 		return nil, err
 	}
-	return &writer{turn: make(chan struct{}, 1), busy: busy, conn: c, x: writerExt{c}, stmts: map[string]*sqlx.Stmt{}}, nil
+	return &writer{turn: make(chan struct{}, 1), busy: busy, conn: c, x: writerExt{c}, stmts: map[string]*sqlx.Stmt{},
+		raw: map[string]driver.Stmt{}}, nil
+}
+
+// execRaw runs q with args on the driver's connection itself. The
+// multi-row inserts of a snapshot page bind hundreds of values a
+// statement; database/sql's conversion of them (a slice and a check per
+// value, every statement) was a tenth of what a page allocated.
+func (w *writer) execRaw(ctx context.Context, q string, args []any) error {
+	return w.conn.Raw(func(dc any) error {
+		st, ok := w.raw[q]
+		if !ok {
+			p, ok := dc.(driver.ConnPrepareContext)
+			if !ok {
+				return fmt.Errorf("driver connection %T cannot prepare", dc)
+			}
+			var err error
+			if st, err = p.PrepareContext(ctx, q); err != nil {
+				return err
+			}
+			w.raw[q] = st
+		}
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("driver statement %T cannot execute", st)
+		}
+		w.args = w.args[:0]
+		for i, a := range args {
+			v, err := driverValue(a)
+			if err != nil {
+				return err
+			}
+			w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		_, err := ex.ExecContext(ctx, w.args)
+		clear(w.args) // hold no values past the call
+		return err
+	})
+}
+
+// driverValue is database/sql's conversion for the types storage binds.
+func driverValue(a any) (driver.Value, error) {
+	switch v := a.(type) {
+	case nil, int64, float64, bool, []byte, string, time.Time:
+		return v, nil
+	case int:
+		return int64(v), nil
+	case *string:
+		if v == nil {
+			return nil, nil
+		}
+		return *v, nil
+	case driver.Valuer:
+		return v.Value()
+	}
+	return driver.DefaultParameterConverter.ConvertValue(a)
 }
 
 // take waits for the write connection: until ctx ends, or the busy
@@ -127,5 +187,11 @@ func (w *writer) close() {
 	for _, st := range w.stmts {
 		st.Close()
 	}
+	_ = w.conn.Raw(func(any) error {
+		for _, st := range w.raw {
+			st.Close()
+		}
+		return nil
+	})
 	w.conn.Close()
 }
