@@ -14,7 +14,9 @@
 //
 // Where things are: engine.go (Apply, the per-observation rules' inputs and
 // outputs), snapshot.go (ApplySnapshot: pages, hold-back of destructive
-// changes, sweep, quarantine), writer.go (group commit and SourceWriter,
+// changes, sweep, quarantine), newcomers.go (new people of a page or a
+// grouped transaction buffered for multi-row inserts, and what a page's
+// observations share), writer.go (group commit and SourceWriter,
 // the per-request transaction of push sources), admin.go (organizations,
 // sources, people, link/unlink, suspend, conflicts, tokens), import.go
 // (CSV/JSON-lines import), audit.go (hash chain, VerifyAudit),

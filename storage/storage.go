@@ -8,6 +8,14 @@
 // package only reads and writes rows. Migrations are embedded, numbered and
 // forward-only (see migrate.go); package storagetest holds the conformance
 // suite both backends run.
+//
+// Where things are: conn.go (statement cache, per-transaction memo, shared
+// group cache), writer.go (SQLite's one write connection), identities.go
+// (people, accounts, matching candidates, groups, memberships),
+// new_rows.go (multi-row inserts of new people), provenance.go (compact
+// provenance and the hand-written JSON of hot columns), audit.go
+// (conflicts, the audit chain), orgs.go, jobs.go, scim_resources.go,
+// jit_store.go and admin_*.go (the tables of their packages).
 package storage
 
 import (
