@@ -45,15 +45,16 @@ func (c txConn) InsertNew(ctx context.Context, rows engine.NewRows) error {
 		}, ` ON CONFLICT (group_id, identity_id, source_id) DO NOTHING`)
 }
 
-// Chunk sizes of the multi-row inserts, largest first: few statement
-// shapes to prepare, and at most 3+7 statements for a remainder.
-var insertChunks = []int{32, 8, 1}
+// Chunk sizes of the multi-row inserts, largest first; a remainder of up
+// to 8 rows goes in one statement of its exact size. Few statement shapes
+// to prepare (10 a table), and a person's 3 group edges are one statement.
+var insertChunks = []int{32, 16, 8}
 
 // insertRows inserts n rows of ncols columns; row appends row k's values.
 func insertRows(ctx context.Context, c txConn, what, table, cols string, ncols, n int, row func(args []any, k int) []any, suffix ...string) error {
 	args := make([]any, 0, min(n, insertChunks[0])*ncols)
 	for k := 0; k < n; {
-		size := 1
+		size := n - k // the remainder, when 8 rows or fewer
 		for _, s := range insertChunks {
 			if n-k >= s {
 				size = s
