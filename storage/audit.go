@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/idsync/idsync/engine"
 )
@@ -157,26 +158,60 @@ func auditInsert(n int) string { return auditInserts[n] }
 // transactions and processes, then writes the events chained to it. The
 // engine appends last in its transaction, so the head is held only briefly.
 func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	// The head this process appended last is usually still the head: chain
+	// onto it and claim the head row in one statement that succeeds only
+	// if it is (and takes the row lock, as the read would have). When
+	// another transaction or process appended since, or a transaction of
+	// ours that moved it rolled back, the claim changes no row: read the
+	// head under the lock and chain again.
+	if seq, hash, ok := c.head.get(); ok {
+		chainEvents(events, seq, hash)
+		last := events[len(events)-1]
+		r, err := c.exec(ctx, "audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?`,
+			last.Seq, last.Hash, seq, hash)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err == nil && n == 1 {
+			c.head.set(last.Seq, last.Hash)
+			return c.insertAudit(ctx, events)
+		}
+	}
 	lock := `SELECT seq, hash FROM audit_head WHERE id = 1`
 	if c.d == Postgres {
 		lock += ` FOR UPDATE`
 	}
-	var head struct {
-		Seq  int64
-		Hash string
-	}
-	if err := c.scan(ctx, "audit head", lock, nil, &head.Seq, &head.Hash); err != nil {
+	var seq int64
+	var hash string
+	if err := c.scan(ctx, "audit head", lock, nil, &seq, &hash); err != nil {
 		return err
 	}
+	chainEvents(events, seq, hash)
+	last := events[len(events)-1]
+	if _, err := c.exec(ctx, "audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash); err != nil {
+		return err
+	}
+	c.head.set(last.Seq, last.Hash)
+	return c.insertAudit(ctx, events)
+}
+
+// chainEvents numbers events after seq and chains their hashes to hash.
+func chainEvents(events []engine.AuditEvent, seq int64, hash string) {
 	var buf []byte
 	for i := range events {
 		ev := &events[i]
-		ev.Seq, ev.PrevHash = head.Seq+1, head.Hash
+		ev.Seq, ev.PrevHash = seq+1, hash
 		ev.Hash, buf = engine.ChainHashBuf(buf, ev.PrevHash, ev)
-		head.Seq, head.Hash = ev.Seq, ev.Hash
+		seq, hash = ev.Seq, ev.Hash
 	}
-	// Multi-row inserts of up to auditChunk events: few statement shapes to
-	// prepare, few round trips.
+}
+
+// insertAudit writes chained events in multi-row inserts of up to
+// auditChunk: few statement shapes to prepare, few round trips.
+func (c txConn) insertAudit(ctx context.Context, events []engine.AuditEvent) error {
 	for start := 0; start < len(events); start += auditChunk {
 		chunk := events[start:min(start+auditChunk, len(events))]
 		args := make([]any, 0, len(chunk)*15)
@@ -188,8 +223,28 @@ func (c txConn) AppendAudit(ctx context.Context, events []engine.AuditEvent) err
 			return err
 		}
 	}
-	_, err := c.exec(ctx, "audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, head.Seq, head.Hash)
-	return err
+	return nil
+}
+
+// headCache is the audit head this process appended last (a guess that
+// AppendAudit checks, never trusts).
+type headCache struct {
+	mu    sync.Mutex
+	seq   int64
+	hash  string
+	known bool
+}
+
+func (h *headCache) get() (int64, string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq, h.hash, h.known
+}
+
+func (h *headCache) set(seq int64, hash string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq, h.hash, h.known = seq, hash, true
 }
 
 func auditWhere(f engine.AuditFilter) (string, []any) {

@@ -26,6 +26,7 @@ type conn struct {
 	w      *writer  // set inside a SQLite transaction (see writer)
 	cache  *stmtCache
 	groups *groupCache
+	head   *headCache
 }
 
 // inTx reports whether c runs inside a transaction.

@@ -102,7 +102,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s database %s: %w", d, redact(dsn), errors.Join(err, engine.ErrUnavailable))
 	}
 	s := &DB{db: db, dialect: d, conn: conn{x: db, d: d, cache: &stmtCache{pool: db, m: map[string]*sqlx.Stmt{}},
-		groups: &groupCache{m: map[string]engine.Group{}}}}
+		groups: &groupCache{m: map[string]engine.Group{}}, head: &headCache{}}}
 	if !opts.SkipMigrate {
 		if _, err := s.Migrate(ctx, 0); err != nil {
 			db.Close()
@@ -249,7 +249,7 @@ func (s *DB) poolTx(ctx context.Context, memo *txMemo, fn func(*txConn) error) (
 			panic(p)
 		}
 	}()
-	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache, groups: s.groups}, memo: memo}); err != nil {
+	if err := fn(&txConn{conn: conn{x: tx, d: s.dialect, tx: tx, cache: s.cache, groups: s.groups, head: s.head}, memo: memo}); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -170,7 +170,7 @@ func (s *DB) writerTx(ctx context.Context, memo *txMemo, fn func(*txConn) error)
 			_, _ = w.x.ExecContext(bg, "ROLLBACK")
 		}
 	}()
-	if err := fn(&txConn{conn: conn{x: w.x, d: s.dialect, w: w, cache: s.cache, groups: s.groups}, memo: memo}); err != nil {
+	if err := fn(&txConn{conn: conn{x: w.x, d: s.dialect, w: w, cache: s.cache, groups: s.groups, head: s.head}, memo: memo}); err != nil {
 		return err
 	}
 	if _, err := w.x.ExecContext(bg, "COMMIT"); err != nil {
