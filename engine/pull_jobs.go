@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // ApproveRun approves a quarantined run: the job runs again now with its
@@ -139,22 +138,10 @@ func (e *Engine) ChangeJob(ctx context.Context, by Admin, jobID string, c JobCha
 		if c.ResetWatermark {
 			j.Watermark, changed["watermark"] = "", ""
 		}
-		var probs []string
-		switch j.Kind {
-		case JobFull, JobIncremental, JobReconcile:
-		default:
-			probs = append(probs, fmt.Sprintf("kind %q is not full, incremental or reconcile", j.Kind))
-		}
-		if j.Threshold < 0 || j.Threshold > 1 {
-			probs = append(probs, fmt.Sprintf("threshold %v is not between 0 and 1", j.Threshold))
-		}
 		now := e.now()
-		next, err := NextRun(j, now)
+		next, err := checkJob(j, now)
 		if err != nil {
-			probs = append(probs, err.Error())
-		}
-		if len(probs) > 0 {
-			return fmt.Errorf("job %s: %s: %w", j.Name, strings.Join(probs, "; "), ErrInvalid)
+			return err
 		}
 		if c.Schedule != nil || c.TimeZone != nil || (c.Enabled != nil && *c.Enabled) {
 			j.NextRunAt = next // resuming does not replay what was missed while paused

@@ -317,8 +317,9 @@ func (e *Engine) runJob(ctx context.Context, job Job, r Runner, dryRun bool) (Jo
 	return run, errors.Join(err, werr)
 }
 
-// CreateJob stores a job after checking its schedule and kind.
-func (e *Engine) CreateJob(ctx context.Context, by Admin, j Job) (Job, error) {
+// checkJob reports every problem of a job at once (as created, or as a
+// change leaves it) and, when there is none, its next run after now.
+func checkJob(j Job, now time.Time) (time.Time, error) {
 	var probs []string
 	switch j.Kind {
 	case JobFull, JobIncremental, JobReconcile:
@@ -331,7 +332,6 @@ func (e *Engine) CreateJob(ctx context.Context, by Admin, j Job) (Job, error) {
 	if j.Threshold < 0 || j.Threshold > 1 {
 		probs = append(probs, fmt.Sprintf("threshold %v is not between 0 and 1", j.Threshold))
 	}
-	now := e.now()
 	next, err := NextRun(j, now)
 	if err != nil {
 		probs = append(probs, err.Error())
@@ -340,7 +340,17 @@ func (e *Engine) CreateJob(ctx context.Context, by Admin, j Job) (Job, error) {
 		probs = append(probs, "a pull job needs a source")
 	}
 	if len(probs) > 0 {
-		return Job{}, fmt.Errorf("job: %s: %w", strings.Join(probs, "; "), ErrInvalid)
+		return time.Time{}, fmt.Errorf("job %s: %s: %w", j.Name, strings.Join(probs, "; "), ErrInvalid)
+	}
+	return next, nil
+}
+
+// CreateJob stores a job after checking its schedule and kind.
+func (e *Engine) CreateJob(ctx context.Context, by Admin, j Job) (Job, error) {
+	now := e.now()
+	next, err := checkJob(j, now)
+	if err != nil {
+		return Job{}, err
 	}
 	j.ID, j.CreatedAt, j.UpdatedAt, j.NextRunAt = newID(), now, now, next
 	err = e.inTx(ctx, func(tx Tx) error {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,5 +227,24 @@ func TestJobPauseResume(t *testing.T) {
 				t.Fatalf("%d pause/resume audit events, want 2", n)
 			}
 		})
+	}
+}
+
+// TestJobChangeIsCheckedAsCreate: a change is held to the rules a new job
+// is; a reconcile job (which has no source) cannot become a pull.
+func TestJobChangeIsCheckedAsCreate(t *testing.T) {
+	f := storagetest.NewFixture(t, storagetest.SQLite(t))
+	j, err := f.Engine.CreateJob(bg, engine.Admin{Actor: "test"}, engine.Job{OrgID: f.Org.ID, Name: "nightly-reconcile",
+		Kind: engine.JobReconcile, Schedule: "0 3 * * *", Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := engine.JobFull
+	if _, err := f.Engine.ChangeJob(bg, engine.Admin{Actor: "test"}, j.ID, engine.JobChange{Kind: &full}); !errors.Is(err, engine.ErrInvalid) ||
+		!strings.Contains(err.Error(), "needs a source") {
+		t.Fatalf("reconcile job turned into a pull without a source: %v", err)
+	}
+	if got, err := f.DB.Job(bg, j.ID); err != nil || got.Kind != engine.JobReconcile {
+		t.Fatalf("job after the refused change: %+v %v", got, err)
 	}
 }
