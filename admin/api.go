@@ -24,9 +24,6 @@ const Prefix = "/api/v1"
 //go:embed openapi.json
 var openAPI []byte
 
-// OpenAPI returns the OpenAPI 3 document served at /api/v1/openapi.json.
-func OpenAPI() []byte { return openAPI }
-
 // Store is what the API needs beyond engine.Store: the webhook tables and
 // the comparison read (storage.DB implements it).
 type Store interface {
@@ -157,6 +154,16 @@ func allow(tok engine.Token, orgID, what string) error {
 		return fmt.Errorf("%s: %w", what, engine.ErrNotFound)
 	}
 	return nil
+}
+
+// owned reads the resource what with ID id and answers it as not found
+// when it belongs to an organization tok does not reach.
+func owned[T any](ctx context.Context, tok engine.Token, what, id string, read func(context.Context, string) (T, error), orgOf func(T) string) (T, error) {
+	v, err := read(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	return v, allow(tok, orgOf(v), what+" "+id)
 }
 
 func (h *Handler) org(r *http.Request, tok engine.Token) (engine.Organization, error) {
@@ -455,11 +462,7 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request, tok engin
 }
 
 func (h *Handler) source(r *http.Request, tok engine.Token) (engine.Source, error) {
-	s, err := h.st.Source(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return s, err
-	}
-	return s, allow(tok, s.OrgID, "source "+s.ID)
+	return owned(r.Context(), tok, "source", r.PathValue("id"), h.st.Source, func(s engine.Source) string { return s.OrgID })
 }
 
 func (h *Handler) getSource(w http.ResponseWriter, r *http.Request, tok engine.Token) error {
@@ -619,11 +622,7 @@ func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request, tok engine.To
 }
 
 func (h *Handler) job(ctx context.Context, tok engine.Token, id string) (engine.Job, error) {
-	j, err := h.st.Job(ctx, id)
-	if err != nil {
-		return j, err
-	}
-	return j, allow(tok, j.OrgID, "job "+id)
+	return owned(ctx, tok, "job", id, h.st.Job, func(j engine.Job) string { return j.OrgID })
 }
 
 func (h *Handler) getJob(w http.ResponseWriter, r *http.Request, tok engine.Token) error {
@@ -892,11 +891,7 @@ func (h *Handler) restore(w http.ResponseWriter, r *http.Request, tok engine.Tok
 }
 
 func (h *Handler) account(ctx context.Context, tok engine.Token, id string) (engine.Account, error) {
-	a, err := h.st.Account(ctx, id)
-	if err != nil {
-		return a, err
-	}
-	return a, allow(tok, a.OrgID, "account "+id)
+	return owned(ctx, tok, "account", id, h.st.Account, func(a engine.Account) string { return a.OrgID })
 }
 
 func (h *Handler) link(w http.ResponseWriter, r *http.Request, tok engine.Token) error {
@@ -958,11 +953,7 @@ func (h *Handler) listConflicts(w http.ResponseWriter, r *http.Request, tok engi
 }
 
 func (h *Handler) conflict(ctx context.Context, tok engine.Token, id string) (engine.Conflict, error) {
-	c, err := h.st.Conflict(ctx, id)
-	if err != nil {
-		return c, err
-	}
-	return c, allow(tok, c.OrgID, "conflict "+id)
+	return owned(ctx, tok, "conflict", id, h.st.Conflict, func(c engine.Conflict) string { return c.OrgID })
 }
 
 func (h *Handler) getConflict(w http.ResponseWriter, r *http.Request, tok engine.Token) error {

@@ -445,11 +445,7 @@ func (h *Handler) createWebhook(w http.ResponseWriter, r *http.Request, tok engi
 }
 
 func (h *Handler) webhook(ctx context.Context, tok engine.Token, id string) (storage.AdminWebhook, error) {
-	wh, err := h.st.AdminWebhook(ctx, id)
-	if err != nil {
-		return wh, err
-	}
-	return wh, allow(tok, wh.OrgID, "webhook "+id)
+	return owned(ctx, tok, "webhook", id, h.st.AdminWebhook, func(wh storage.AdminWebhook) string { return wh.OrgID })
 }
 
 func (h *Handler) getWebhook(w http.ResponseWriter, r *http.Request, tok engine.Token) error {

@@ -227,6 +227,7 @@ type page struct {
 	// touched holds rule attribute + "\x00" + lower-cased value of every
 	// person the page wrote (their values before and after): candidates
 	// read ahead for those values may be stale, so they are queried again.
+	// nil when nothing was read ahead (then nothing needs it).
 	touched map[string]struct{}
 }
 
@@ -246,7 +247,7 @@ type pageHint struct {
 // newPage reads ahead, in one query, the matching candidates of the
 // observations whose key had no account (when hinted).
 func (e *Engine) newPage(ctx context.Context, tx Tx, todo []Observation, absent []bool, hinted bool) (*page, error) {
-	pg := &page{news: newNewcomers(), candidates: make([]map[string][]reconcile.Candidate, len(todo)), touched: map[string]struct{}{}}
+	pg := &page{news: newNewcomers(), candidates: make([]map[string][]reconcile.Candidate, len(todo))}
 	if !hinted || len(todo) < 2 {
 		return pg, nil
 	}
@@ -277,11 +278,15 @@ func (e *Engine) newPage(ctx context.Context, tx Tx, todo []Observation, absent 
 	for k, i := range which {
 		pg.candidates[i] = found[k]
 	}
+	pg.touched = map[string]struct{}{}
 	return pg, nil
 }
 
 // touch records the matching values of a person the page wrote.
 func (p *page) touch(before, after Attrs) {
+	if p.touched == nil {
+		return
+	}
 	for _, attrs := range []Attrs{before, after} {
 		for _, attr := range MatchableAttrs() {
 			if v := attrs[attr]; strings.TrimSpace(v) != "" {

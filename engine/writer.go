@@ -98,7 +98,7 @@ func (e *Engine) writeOne(r *writeReq) error {
 	return e.inTx(r.ctx, func(tx Tx) error {
 		w := e.newWriter(tx, r)
 		w.rerun = r.rerun || attempt > 0
-		w.page = &page{news: newNewcomers(), touched: map[string]struct{}{}}
+		w.page = &page{news: newNewcomers()}
 		attempt++
 		if err := r.fn(r.ctx, w); err != nil {
 			return err
@@ -284,7 +284,7 @@ func (e *Engine) runWriteBatch(g *writeGroup, batch []*writeReq) {
 			events = make([]AuditEvent, 0, 6*len(live)) // a new person is 3–6 events
 		}
 		events = events[:0]
-		pg := &page{news: newNewcomers(), touched: map[string]struct{}{}}
+		pg := &page{news: newNewcomers()}
 		deadline := time.Now().Add(joinWait)
 		for i := 0; i < len(live) || g.join(&live) || g.awaitJoin(&live, deadline); i++ {
 			r := live[i]

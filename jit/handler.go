@@ -566,10 +566,3 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, conn string, err 
 	w.WriteHeader(code)
 	_ = page.Execute(w, map[string]string{"Title": title, "Message": msg})
 }
-
-func urlWith(base string, q url.Values) string {
-	if strings.Contains(base, "?") {
-		return base + "&" + q.Encode()
-	}
-	return base + "?" + q.Encode()
-}

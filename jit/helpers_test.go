@@ -314,15 +314,6 @@ func (op *miniOP) signRS256(payload []byte) string {
 	return out
 }
 
-func (op *miniOP) lastToken() string {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	if len(op.issued) == 0 {
-		return ""
-	}
-	return op.issued[len(op.issued)-1]
-}
-
 var (
 	keyMu   sync.Mutex
 	keyPool []*rsa.PrivateKey
