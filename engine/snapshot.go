@@ -93,6 +93,7 @@ type preparedPage struct {
 	todo      []Observation
 	hashes    []string
 	absent    []bool
+	newKeys   int // how many of todo have no account
 	unchanged int
 	// seen and errors are the stream's totals when the page was sent.
 	seen, errors int
@@ -146,6 +147,11 @@ func (e *Engine) preparePage(ctx context.Context, page []Observation) (preparedP
 		inPage[obs.Key] = true
 	}
 	c.todo, c.hashes, c.absent = todo, hashes, absent
+	for _, a := range absent {
+		if a {
+			c.newKeys++
+		}
+	}
 	return c, nil
 }
 
@@ -170,8 +176,9 @@ func (e *Engine) commitPage(ctx context.Context, p preparedPage, opts SnapshotOp
 		}
 		// Inserting in the background needs a connection that can run a
 		// statement while a query of the page's is open (SQLite can;
-		// PostgreSQL's wire protocol cannot).
-		if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() && hinted && !opts.DryRun && len(todo) > aheadChunk {
+		// PostgreSQL's wire protocol cannot), and is worth it only for a
+		// page with more than a chunk of new keys.
+		if sw, ok := e.store.(SerializedWriter); ok && sw.SerializedWrites() && hinted && !opts.DryRun && p.newKeys > aheadChunk {
 			pg.news.ahead = startInserter(ctx, tx)
 			defer pg.news.ahead.stop() // before the transaction ends, whatever happens
 		}
