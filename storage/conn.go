@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -229,6 +230,11 @@ func (c conn) get(ctx context.Context, what string, dst any, query string, args 
 	} else if err == nil {
 		err = sqlx.GetContext(ctx, c.x, dst, c.q(query), args...)
 	}
+	return rowErr(what, err)
+}
+
+// rowErr names what a one-row read was for: no row is ErrNotFound.
+func rowErr(what string, err error) error {
 	if errors.Is(err, errNoRows) {
 		return fmt.Errorf("%s: %w", what, engine.ErrNotFound)
 	}
@@ -259,13 +265,7 @@ func (c conn) scan(ctx context.Context, what, query string, args []any, dst ...a
 	} else if err == nil {
 		err = c.x.QueryRowxContext(ctx, c.q(query), args...).Scan(dst...)
 	}
-	if errors.Is(err, errNoRows) {
-		return fmt.Errorf("%s: %w", what, engine.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, mapErr(err))
-	}
-	return nil
+	return rowErr(what, err)
 }
 
 func (c conn) sel(ctx context.Context, what string, dst any, query string, args ...any) error {
@@ -340,6 +340,50 @@ func jsonOf(v any) string {
 		panic(fmt.Sprintf("storage: marshal %T: %v", v, err))
 	}
 	return string(b)
+}
+
+// attrsJSON encodes attributes as encoding/json does (keys sorted), by
+// hand: it runs for the golden record and the account of every write.
+func attrsJSON(a engine.Attrs) string {
+	if a == nil {
+		return "null"
+	}
+	keys := make([]string, 0, len(a))
+	n := 2
+	for k, v := range a {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = engine.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = engine.AppendJSONString(b, a[k])
+	}
+	return string(append(b, '}'))
+}
+
+// stringsJSON encodes a list of strings as encoding/json does (nil as
+// []), by hand: group and role lists are written with every new person.
+func stringsJSON(l []string) string {
+	n := 2
+	for _, v := range l {
+		n += len(v) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = engine.AppendJSONString(b, v)
+	}
+	return string(append(b, ']'))
 }
 
 // nullText stores raw JSON, NULL when empty.

@@ -53,8 +53,11 @@ var matchColumns = map[string]string{
 	reconcile.AttrEmployeeNumber: "employee_number_norm",
 }
 
+// normValue is the form matching compares: trimmed, lower-cased.
+func normValue(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+
 func norm(a engine.Attrs, k string) *string {
-	v := strings.ToLower(strings.TrimSpace(a[k]))
+	v := normValue(a[k])
 	if v == "" {
 		return nil
 	}
@@ -129,7 +132,7 @@ func (c conn) FindCandidates(ctx context.Context, orgID, sourceID string, values
 	args := []any{sourceID}
 	for _, a := range attrs {
 		conds = append(conds, "i."+matchColumns[a]+" = ?")
-		args = append(args, strings.ToLower(strings.TrimSpace(values[a])))
+		args = append(args, normValue(values[a]))
 	}
 	args = append(args, orgID)
 	if err := c.lockMatchValues(ctx, orgID, []map[string]string{values}); err != nil {
@@ -163,7 +166,7 @@ func (c conn) lockMatchValues(ctx context.Context, orgID string, values []map[st
 	for _, vs := range values {
 		for a, v := range vs {
 			h := fnv.New64a()
-			h.Write([]byte(a + "\x00" + strings.ToLower(strings.TrimSpace(v))))
+			h.Write([]byte(a + "\x00" + normValue(v)))
 			o := fnv.New64a()
 			fmt.Fprintf(o, "%s\x00%d", orgID, h.Sum64()%matchLockBuckets)
 			keys = append(keys, int64(o.Sum64()))
@@ -221,7 +224,7 @@ func candidatesOf(rows []candidateRow, values map[string]string) map[string][]re
 	out := map[string][]reconcile.Candidate{}
 	for _, r := range rows {
 		for a, v := range values {
-			if n := r.norm(a); n != nil && *n == strings.ToLower(strings.TrimSpace(v)) {
+			if n := r.norm(a); n != nil && *n == normValue(v) {
 				out[a] = append(out[a], reconcile.Candidate{IdentityID: r.ID, HoldsSource: r.Holds > 0})
 			}
 		}
@@ -240,7 +243,7 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 			if _, ok := matchColumns[a]; !ok {
 				return nil, fmt.Errorf("match on %q: only %v can be matching rules: %w", a, engine.MatchableAttrs(), engine.ErrInvalid)
 			}
-			byAttr[a] = append(byAttr[a], strings.ToLower(strings.TrimSpace(v)))
+			byAttr[a] = append(byAttr[a], normValue(v))
 		}
 	}
 	args := []any{sourceID}
@@ -278,7 +281,7 @@ func (c conn) FindCandidatesMany(ctx context.Context, orgID, sourceID string, va
 	for i, vs := range values {
 		var hits []int
 		for a, v := range vs {
-			hits = append(hits, index[a+"\x00"+strings.ToLower(strings.TrimSpace(v))]...)
+			hits = append(hits, index[a+"\x00"+normValue(v)]...)
 		}
 		if len(hits) == 0 {
 			out[i] = map[string][]reconcile.Candidate{}

@@ -10,10 +10,11 @@
 // suite both backends run.
 //
 // Where things are: conn.go (statement cache, per-transaction memo, shared
-// group cache), writer.go (SQLite's one write connection), identities.go
-// (people, accounts, matching candidates, groups, memberships),
-// new_rows.go (multi-row inserts of new people), provenance.go (compact
-// provenance and the hand-written JSON of hot columns), audit.go
+// group cache, the JSON of columns, hand-written for the hot ones),
+// writer.go (SQLite's one write connection), identities.go (people,
+// accounts, matching candidates, groups, memberships), new_rows.go
+// (multi-row inserts of new people), provenance.go (compact provenance),
+// audit.go
 // (conflicts, the audit chain), orgs.go, jobs.go, scim_resources.go,
 // jit_store.go and admin_*.go (the tables of their packages).
 package storage
